@@ -1,0 +1,14 @@
+// Cooperative cancellation for code that does not wait: a CPU-bound task
+// polls concur::cancelled() (cheap) and stops, or calls throw_if_cancelled().
+#pragma once
+
+namespace concur {
+
+/// True once the running task has been cancelled or has passed its timeout or
+/// its batch's deadline. False outside any executor.
+bool cancelled() noexcept;
+
+/// Throws concur::Cancelled (or TimeoutError / DeadlineExceeded) if cancelled().
+void throw_if_cancelled();
+
+}  // namespace concur

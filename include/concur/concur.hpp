@@ -1,0 +1,15 @@
+// The whole public API of concur.
+#pragma once
+
+#include "concur/call.hpp"
+#include "concur/cancel.hpp"
+#include "concur/config.hpp"
+#include "concur/errors.hpp"
+#include "concur/executor.hpp"
+#include "concur/gather.hpp"
+#include "concur/init.hpp"
+#include "concur/options.hpp"
+#include "concur/registry.hpp"
+#include "concur/result.hpp"
+#include "concur/sleep.hpp"
+#include "concur/task.hpp"

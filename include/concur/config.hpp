@@ -1,0 +1,60 @@
+// concur::Config: which executor, and how it runs.
+//
+// One precedence everywhere, lowest first:
+//   built-in defaults < TOML file < CONCUR_* environment < command-line flags
+// (a program's own code sets fields directly, before or after any of these).
+// Every source goes through Config::set(), so a bad value gets the same error
+// whichever way it came: it names the key, the bad value and what is accepted.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace concur {
+
+/// One configuration key, for documentation and --help.
+struct ConfigKey {
+  std::string_view name;          ///< TOML spelling and Config::set() key
+  std::string_view env;           ///< environment variable
+  std::string_view accepted;      ///< human description of accepted values
+  std::string_view default_text;  ///< the default, as text
+  std::string_view help;          ///< what it does
+};
+
+struct Config {
+  /// Executor name: see concur::executor_names().
+  std::string executor = "event_loop";
+  /// Worker threads/processes; 0 = the executor's own default.
+  int workers = 0;
+  /// Default `limit` of top-level gathers (0 = none).
+  std::size_t limit = 0;
+  /// Default per-task `timeout` of top-level gathers (0 = none).
+  std::chrono::milliseconds timeout{0};
+  /// Default batch `deadline` of top-level gathers (0 = none).
+  std::chrono::milliseconds deadline{0};
+  /// Report a task that holds the event loop longer than this (0 = off).
+  std::chrono::milliseconds stall_threshold{100};
+
+  /// Defaults, then the TOML file named by CONCUR_CONFIG (if set), then CONCUR_*.
+  static Config from_env();
+  /// Defaults, then the TOML file at `path`.
+  static Config from_file(const std::string& path);
+
+  /// Sets one key from text. Throws ConfigError naming the key, the value,
+  /// what is accepted and `source` (e.g. "CONCUR_WORKERS" or "concur.toml").
+  void set(std::string_view key, std::string_view value, std::string_view source = "code");
+  /// Applies every key of a TOML file; unknown keys are errors.
+  void merge_file(const std::string& path);
+  /// Applies every CONCUR_* variable of the environment; unknown ones are errors.
+  void merge_env();
+  /// Checks fields set directly in code; throws ConfigError like set().
+  void validate() const;
+
+  /// Every key, in documentation order.
+  static std::span<const ConfigKey> keys();
+};
+
+}  // namespace concur

@@ -1,0 +1,141 @@
+// The cancellation tree and the waiter every library wait parks on.
+//
+// Each running task has a Context; each gather has one too (its children hang
+// below it). Cancelling a node stops everything under it: the flag is pushed
+// down eagerly and the one waiter each node may be parked on is woken, so a
+// task blocked in a wait notices at once instead of at its next poll.
+// Deadlines are inherited at creation (a child never outlives its parent's
+// deadline) and checked lazily against the clock, so no timer is needed for a
+// CPU-bound task that polls concur::cancelled().
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace concur::detail {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+inline constexpr TimePoint kNever = TimePoint::max();
+
+/// Why a context stopped.
+enum class StopReason : std::uint8_t { none, cancelled, timeout, deadline };
+
+class Context;
+class Driver;
+
+/// One parked wait. Lives in the awaiting coroutine's frame.
+struct Waiter {
+  enum State : std::uint8_t { idle, parked, notified, timed_out, cancelled };
+
+  TimePoint deadline = kNever;  // wake by itself at this time
+  std::coroutine_handle<> handle;
+  Context* ctx = nullptr;    // the context the resumed coroutine runs in
+  Driver* driver = nullptr;  // the driver that parked it
+  std::atomic<std::uint8_t> state{idle};
+  // Scratch space owned by the driver (its timer key, its parker, ...).
+  void* driver_data = nullptr;
+  std::uint64_t driver_key = 0;
+
+  /// Claims the wake-up; exactly one of notify/timeout/cancel wins.
+  bool try_wake(State how) noexcept {
+    std::uint8_t expected = parked;
+    return state.compare_exchange_strong(expected, how, std::memory_order_acq_rel);
+  }
+};
+
+/// Wakes a parked waiter through its driver if nobody else has.
+void wake(Waiter& w, Waiter::State how) noexcept;
+
+/// Describes the call a context runs, computed only when someone asks
+/// (stall reports, error messages) so that the hot path stores two pointers.
+struct CallName {
+  const void* object = nullptr;
+  std::string_view (*get)(const void*) = nullptr;
+  std::string_view operator()() const { return get ? get(object) : std::string_view("task"); }
+};
+
+class Context {
+ public:
+  /// A root context: no parent, no deadline.
+  Context() = default;
+  /// A child of `parent` that must finish within `budget` (zero = no budget of its own).
+  Context(Context* parent, std::chrono::nanoseconds budget, StopReason budget_kind,
+          CallName name = {});
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  ~Context();
+
+  /// Cancels this node and everything below it. Idempotent; any thread.
+  void cancel(StopReason why = StopReason::cancelled) noexcept;
+
+  /// True once cancelled or past the deadline (marks the reason on first sight).
+  bool stop_requested() noexcept;
+  StopReason stop_reason() const noexcept { return stopped_.load(std::memory_order_acquire); }
+  /// The exception a wait throws once this context has stopped.
+  std::exception_ptr stop_exception() const;
+
+  TimePoint deadline() const noexcept { return deadline_; }
+  Context* parent() const noexcept { return parent_; }
+  std::string_view name() const { return name_(); }
+  CallName call_name() const noexcept { return name_; }
+  void set_name(CallName n) noexcept { name_ = n; }
+
+  /// Links a child; returns false (and links nothing) if this node has stopped.
+  bool adopt(Context& child) noexcept;
+  /// Unlinks a child adopted earlier.
+  void release(Context& child) noexcept;
+
+  /// Publishes the waiter this node is parked on so cancel() can wake it.
+  /// Returns false if the node has already stopped (the caller must not park).
+  bool attach(Waiter& w) noexcept;
+  void detach(Waiter& w) noexcept;
+
+ protected:
+  std::mutex mutex_;
+
+ private:
+  void cancel_locked(StopReason why) noexcept;
+
+  Context* parent_ = nullptr;
+  TimePoint deadline_ = kNever;
+  StopReason deadline_kind_ = StopReason::none;
+  std::chrono::nanoseconds budget_{0};  // for the timeout message
+  std::atomic<StopReason> stopped_{StopReason::none};
+  CallName name_;
+  Waiter* waiter_ = nullptr;
+  // Intrusive list of live children, guarded by mutex_.
+  Context* first_child_ = nullptr;
+  Context* prev_sibling_ = nullptr;
+  Context* next_sibling_ = nullptr;
+};
+
+/// The context of the task running on this thread (null outside any executor).
+Context* current_context() noexcept;
+/// The driver that performs waits on this thread (null outside any executor).
+Driver* current_driver() noexcept;
+
+/// Installs a driver and context for the current scope, restoring the old ones.
+class ScopedCurrent {
+ public:
+  ScopedCurrent(Driver* d, Context* c) noexcept;
+  ~ScopedCurrent();
+  ScopedCurrent(const ScopedCurrent&) = delete;
+  ScopedCurrent& operator=(const ScopedCurrent&) = delete;
+
+ private:
+  Driver* old_driver_;
+  Context* old_context_;
+};
+
+/// Sets the thread's current context (drivers do this before each resume).
+void set_current_context(Context* c) noexcept;
+void set_current(Driver* d, Context* c) noexcept;
+
+}  // namespace concur::detail

@@ -1,0 +1,64 @@
+// Exception types raised by concur, and the fixed parts of their messages.
+//
+// Every error concur raises derives from concur::Error, so a caller can catch
+// the library's failures apart from the workload's own exceptions. The message
+// prefixes are named constants so that tests (and users) can match on them
+// instead of copying strings.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace concur {
+
+namespace messages {
+inline constexpr std::string_view kCancelled = "task cancelled";
+inline constexpr std::string_view kTimedOut = "task timed out after";
+inline constexpr std::string_view kDeadlineExceeded = "batch deadline exceeded after";
+inline constexpr std::string_view kNoExecutor = "no concur executor is running this task";
+inline constexpr std::string_view kUnknownExecutor = "unknown executor";
+inline constexpr std::string_view kUnknownKey = "unknown configuration key";
+inline constexpr std::string_view kBadValue = "invalid value";
+}  // namespace messages
+
+/// Base of every exception concur raises itself.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A task was cancelled: a sibling failed in a fail-fast gather, the caller was
+/// cancelled, or the task never started because its batch stopped first.
+class Cancelled : public Error {
+ public:
+  Cancelled() : Error(std::string(messages::kCancelled)) {}
+  explicit Cancelled(const std::string& why) : Error(why) {}
+};
+
+/// A task ran longer than its per-task `timeout`.
+class TimeoutError : public Cancelled {
+ public:
+  using Cancelled::Cancelled;
+};
+
+/// A batch ran longer than its `deadline`; every task still unfinished gets this.
+class DeadlineExceeded : public TimeoutError {
+ public:
+  using TimeoutError::TimeoutError;
+};
+
+/// A configuration key or value was rejected. The message names the key, the
+/// bad value and what is accepted.
+class ConfigError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Misuse of the API (e.g. awaiting a library wait outside any executor).
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace concur

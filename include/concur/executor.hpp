@@ -1,0 +1,149 @@
+// concur::Executor: one concurrency model behind one API.
+//
+//   auto ex = concur::make_executor(concur::Config::from_env());
+//   auto [a, b] = ex->gather(concur::call(f, 1), concur::call(g, 2));
+//   auto rs = ex->gather_settled(calls, {.limit = 64, .timeout = 30s});
+//
+// The blocking member functions run a batch to the end on this executor and
+// return its outcome; inside a task, co_await the free functions of
+// concur/gather.hpp instead. An executor runs one top-level call at a time:
+// calling its blocking functions from several threads at once is not
+// supported (give each thread its own executor).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "concur/config.hpp"
+#include "concur/detail/context.hpp"
+#include "concur/gather.hpp"
+#include "concur/task.hpp"
+
+namespace concur {
+
+/// A task that kept an event-loop thread busy longer than the threshold.
+struct StallReport {
+  std::string executor;                ///< e.g. "event_loop"
+  std::string task;                    ///< the call's name
+  std::chrono::nanoseconds duration;   ///< how long it held the thread
+  std::chrono::nanoseconds threshold;  ///< Config::stall_threshold
+};
+using StallHandler = std::function<void(const StallReport&)>;
+
+class Executor {
+ public:
+  virtual ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  /// The executor's name, as in Config::executor.
+  virtual std::string_view name() const = 0;
+  /// Whether a blocking call inside a task can stall other tasks here, and so
+  /// whether the stall detector watches (event_loop, fibers: yes).
+  virtual bool detects_stalls() const { return false; }
+  /// How many OS threads (or processes) run tasks at once.
+  virtual int lanes() const { return 1; }
+
+  const Config& config() const noexcept { return config_; }
+
+  /// Runs `task` to the end on this executor; returns its value or throws.
+  template <class T>
+  T run(Task<T> task) {
+    std::optional<detail::unit_if_void_t<T>> out;
+    Task<void> root = store_into(std::move(task), out);
+    detail::Context ctx;
+    run_root(root.handle(), ctx);
+    root.handle().promise().take();
+    if constexpr (!std::is_void_v<T>) return std::move(*out);
+  }
+
+  /// gather(calls...): a tuple of values, fail-fast.
+  template <TaskFactory... Cs>
+  auto gather(Cs... calls) {
+    return run(concur::gather(defaults({}), std::move(calls)...));
+  }
+  template <TaskFactory... Cs>
+  auto gather(GatherOptions options, Cs... calls) {
+    return run(concur::gather(defaults(std::move(options)), std::move(calls)...));
+  }
+  /// gather(range): a vector of values in input order, fail-fast.
+  template <CallRange R>
+  auto gather(const R& calls, GatherOptions options = {}) {
+    return run(concur::gather(calls, defaults(std::move(options))));
+  }
+
+  /// gather_settled: one Result per input, in input order; never throws for a task.
+  template <TaskFactory... Cs>
+  auto gather_settled(Cs... calls) {
+    return run(concur::gather_settled(defaults({}), std::move(calls)...));
+  }
+  template <CallRange R>
+  auto gather_settled(const R& calls, GatherOptions options = {}) {
+    return run(concur::gather_settled(calls, defaults(std::move(options))));
+  }
+
+  /// Calls on_result(index, Result&&) as each input finishes (completion order).
+  template <CallRange R, class F>
+  requires std::invocable<F&, std::size_t, Result<range_value_t<R>> &&> void as_completed(
+      const R& calls, F on_result, GatherOptions options = {}) {
+    run(concur::as_completed(calls, std::move(on_result), defaults(std::move(options))));
+  }
+  /// Every outcome with its input index, in completion order.
+  template <CallRange R>
+  std::vector<Completed<range_value_t<R>>> as_completed(const R& calls,
+                                                        GatherOptions options = {}) {
+    std::vector<Completed<range_value_t<R>>> out;
+    out.reserve(std::ranges::size(calls));
+    as_completed(
+        calls,
+        [&out](std::size_t i, Result<range_value_t<R>>&& r) {
+          out.push_back({i, std::move(r)});
+        },
+        std::move(options));
+    return out;
+  }
+
+  /// Replaces the stall handler (the default prints one line to stderr).
+  void on_stall(StallHandler handler);
+  /// Stall reports made so far.
+  std::size_t stall_count() const noexcept { return stalls_.load(); }
+
+ protected:
+  explicit Executor(Config config);
+  /// Runs the root coroutine `root` (context `ctx`) until it is done.
+  virtual void run_root(std::coroutine_handle<> root, detail::Context& ctx) = 0;
+  /// Called by drivers that detect a stall.
+  void report_stall(std::string_view task, std::chrono::nanoseconds held);
+
+ private:
+  template <class T>
+  static Task<void> store_into(Task<T> task, std::optional<detail::unit_if_void_t<T>>& out) {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(task);
+      out.emplace();
+    } else {
+      out.emplace(co_await std::move(task));
+    }
+  }
+  GatherOptions defaults(GatherOptions o) const;
+
+  Config config_;
+  StallHandler stall_handler_;
+  std::atomic<std::size_t> stalls_{0};
+};
+
+/// Creates the executor named by `config.executor`. Throws ConfigError for an
+/// unknown name or an invalid setting.
+std::unique_ptr<Executor> make_executor(const Config& config);
+
+/// The names make_executor accepts, sequential (the reference) first.
+std::span<const std::string_view> executor_names();
+
+}  // namespace concur

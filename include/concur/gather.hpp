@@ -1,0 +1,272 @@
+// concur::gather and friends, awaited inside a task (asyncio.gather).
+//
+//   auto [a, b] = co_await concur::gather(call(f, 1), call(g, 2));   // tuple
+//   std::vector<int> v = co_await concur::gather(calls, {.limit = 8});  // range
+//   auto rs = co_await concur::gather_settled(calls);  // one Result per input
+//   co_await concur::as_completed(calls, [](std::size_t i, Result<int>&& r) {...});
+//
+// Children run on the executor running the awaiting task. Results come back in
+// input order. gather() is fail-fast: the first failure cancels the siblings,
+// waits for them to stop, then is thrown. gather_settled() never throws for a
+// child's failure (only if the awaiting task itself is cancelled).
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <ranges>
+#include <tuple>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "concur/call.hpp"
+#include "concur/detail/batch.hpp"
+#include "concur/options.hpp"
+#include "concur/result.hpp"
+#include "concur/task.hpp"
+
+namespace concur {
+
+/// Stands for the value of a void task inside a tuple.
+using Unit = std::monostate;
+
+/// A random-access, sized range of task factories (e.g. std::vector<Call<...>>).
+template <class R>
+concept CallRange = std::ranges::random_access_range<R> && std::ranges::sized_range<R> &&
+    TaskFactory<std::ranges::range_value_t<R>>;
+
+template <CallRange R>
+using range_value_t = factory_value_t<std::ranges::range_value_t<R>>;
+
+/// An outcome delivered in completion order, with its input's index.
+template <class T>
+struct Completed {
+  std::size_t index;
+  Result<T> result;
+};
+
+namespace detail {
+
+template <class T>
+using Slot = std::optional<Result<T>>;
+template <class T>
+using CompletionHook = std::function<void(std::size_t, Result<T>&&)>;
+template <class T>
+using unit_if_void_t = std::conditional_t<std::is_void_v<T>, Unit, T>;
+
+template <class T>
+unit_if_void_t<T> unwrap_value(Result<T>&& r) {
+  if constexpr (std::is_void_v<T>) {
+    r.value();
+    return Unit{};
+  } else {
+    return std::move(r).value();
+  }
+}
+
+template <class C>
+CallName call_name(const C& c) {
+  if constexpr (requires { std::string_view(c.name()); }) {
+    return CallName{
+        &c, [](const void* p) { return std::string_view(static_cast<const C*>(p)->name()); }};
+  } else {
+    return CallName{};
+  }
+}
+
+// One child: runs the call, stores its outcome, tells the batch. The body
+// catches everything, so the batch always hears of the child's end.
+template <class C, class T>
+ChildTask run_child(const C& call, Slot<T>& slot, Batch& batch, std::size_t index,
+                    CompletionHook<T>* hook) {
+  Context& ctx = *current_context();
+  std::exception_ptr error;
+  try {
+    if (ctx.stop_requested()) std::rethrow_exception(ctx.stop_exception());
+    if constexpr (std::is_void_v<T>) {
+      co_await call();
+      slot.emplace();
+    } else {
+      slot.emplace(co_await call());
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) slot.emplace(ErrorInfo::from_exception(error));
+  if (hook != nullptr) {
+    std::lock_guard lock(batch.callback_mutex());
+    (*hook)(index, std::move(*slot));
+  }
+  batch.child_finished(ctx, error);  // last: the batch may end right after
+}
+
+template <class V, class T>
+class RangeChildren final : public ChildFactory {
+ public:
+  RangeChildren(V& view, std::vector<Slot<T>>& slots, Batch& batch, CompletionHook<T>* hook)
+      : view_(view), slots_(slots), batch_(batch), hook_(hook) {}
+  ChildHandle make(std::size_t i) override {
+    return run_child<std::ranges::range_value_t<V>, T>(at(i), slots_[i], batch_, i, hook_).handle;
+  }
+  CallName name(std::size_t i) override { return call_name(at(i)); }
+  void skip(std::size_t i, const std::exception_ptr& error) override {
+    slots_[i].emplace(ErrorInfo::from_exception(error));
+    if (hook_ != nullptr) {
+      std::lock_guard lock(batch_.callback_mutex());
+      (*hook_)(i, std::move(*slots_[i]));
+    }
+  }
+
+ private:
+  decltype(auto) at(std::size_t i) {
+    return std::ranges::begin(view_)[static_cast<std::ranges::range_difference_t<V>>(i)];
+  }
+  V& view_;
+  std::vector<Slot<T>>& slots_;
+  Batch& batch_;
+  CompletionHook<T>* hook_;
+};
+
+template <class... Cs>
+class TupleChildren final : public ChildFactory {
+ public:
+  using Slots = std::tuple<Slot<factory_value_t<Cs>>...>;
+  TupleChildren(std::tuple<Cs...>& calls, Slots& slots, Batch& batch)
+      : calls_(calls), slots_(slots), batch_(batch) {}
+
+  ChildHandle make(std::size_t i) override {
+    return dispatch(i, [this]<std::size_t I>() {
+      using C = std::tuple_element_t<I, std::tuple<Cs...>>;
+      return run_child<C, factory_value_t<C>>(std::get<I>(calls_), std::get<I>(slots_), batch_, I,
+                                              nullptr)
+          .handle;
+    });
+  }
+  CallName name(std::size_t i) override {
+    return dispatch(i, [this]<std::size_t I>() { return call_name(std::get<I>(calls_)); });
+  }
+  void skip(std::size_t i, const std::exception_ptr& error) override {
+    dispatch(i, [&]<std::size_t I>() {
+      std::get<I>(slots_).emplace(ErrorInfo::from_exception(error));
+      return 0;
+    });
+  }
+
+ private:
+  template <class F>
+  static auto dispatch(std::size_t i, F&& f) {
+    using R = decltype(f.template operator()<0>());
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      R out{};
+      ((i == I ? (void)(out = f.template operator()<I>()) : void()), ...);
+      return out;
+    }
+    (std::index_sequence_for<Cs...>{});
+  }
+  std::tuple<Cs...>& calls_;
+  Slots& slots_;
+  Batch& batch_;
+};
+
+template <GatherMode Mode, class V>
+auto gather_range(V view, GatherOptions options, CompletionHook<range_value_t<V>>* hook)
+    -> Task<std::conditional_t<Mode == GatherMode::settled, std::vector<Result<range_value_t<V>>>,
+                               std::conditional_t<std::is_void_v<range_value_t<V>>, void,
+                                                  std::vector<unit_if_void_t<range_value_t<V>>>>>> {
+  using T = range_value_t<V>;
+  const std::size_t n = std::ranges::size(view);
+  std::vector<Slot<T>> slots(n);
+  Batch batch(n, options, Mode);
+  RangeChildren<V, T> children(view, slots, batch, hook);
+  co_await run_batch(batch, children);
+  if constexpr (Mode == GatherMode::settled) {
+    std::vector<Result<T>> out;
+    out.reserve(n);
+    for (auto& s : slots) out.push_back(std::move(*s));
+    co_return out;
+  } else if constexpr (!std::is_void_v<T>) {
+    std::vector<T> out;
+    out.reserve(n);
+    for (auto& s : slots) out.push_back(std::move(*s).value());
+    co_return out;
+  }
+}
+
+template <GatherMode Mode, class... Cs>
+auto gather_tuple(GatherOptions options, Cs... calls) -> Task<
+    std::conditional_t<Mode == GatherMode::settled, std::tuple<Result<factory_value_t<Cs>>...>,
+                       std::tuple<unit_if_void_t<factory_value_t<Cs>>...>>> {
+  std::tuple<Cs...> call_tuple(std::move(calls)...);
+  typename TupleChildren<Cs...>::Slots slots;
+  Batch batch(sizeof...(Cs), options, Mode);
+  TupleChildren<Cs...> children(call_tuple, slots, batch);
+  co_await run_batch(batch, children);
+  co_return std::apply(
+      [](auto&... s) {
+        if constexpr (Mode == GatherMode::settled) {
+          return std::make_tuple(std::move(*s)...);
+        } else {
+          return std::make_tuple(unwrap_value(std::move(*s))...);
+        }
+      },
+      slots);
+}
+
+template <class V>
+Task<void> as_completed_range(V view, CompletionHook<range_value_t<V>> hook,
+                              GatherOptions options) {
+  co_await gather_range<GatherMode::settled>(std::move(view), std::move(options), &hook);
+}
+
+}  // namespace detail
+
+/// Runs every call concurrently; a tuple of their values in argument order.
+template <TaskFactory... Cs>
+auto gather(Cs... calls) {
+  return detail::gather_tuple<detail::GatherMode::fail_fast>(GatherOptions{}, std::move(calls)...);
+}
+template <TaskFactory... Cs>
+auto gather(GatherOptions options, Cs... calls) {
+  return detail::gather_tuple<detail::GatherMode::fail_fast>(std::move(options),
+                                                             std::move(calls)...);
+}
+
+/// Like gather, but every call's outcome comes back as a Result.
+template <TaskFactory... Cs>
+auto gather_settled(Cs... calls) {
+  return detail::gather_tuple<detail::GatherMode::settled>(GatherOptions{}, std::move(calls)...);
+}
+template <TaskFactory... Cs>
+auto gather_settled(GatherOptions options, Cs... calls) {
+  return detail::gather_tuple<detail::GatherMode::settled>(std::move(options), std::move(calls)...);
+}
+
+/// Runs a range of calls; a vector of values in input order (void: nothing).
+/// An lvalue range must outlive the awaited task; an rvalue range is moved in.
+template <CallRange R>
+auto gather(R&& calls, GatherOptions options = {}) {
+  return detail::gather_range<detail::GatherMode::fail_fast>(
+      std::views::all(std::forward<R>(calls)), std::move(options), nullptr);
+}
+
+/// Runs a range of calls; one Result per input, in input order.
+template <CallRange R>
+auto gather_settled(R&& calls, GatherOptions options = {}) {
+  return detail::gather_range<detail::GatherMode::settled>(std::views::all(std::forward<R>(calls)),
+                                                           std::move(options), nullptr);
+}
+
+/// Runs a range of calls and hands each outcome to `on_result(index, Result&&)`
+/// as soon as it is known (completion order), serially. Never throws for a
+/// child's failure.
+template <CallRange R, class F>
+requires std::invocable<F&, std::size_t, Result<range_value_t<R>> &&> Task<void> as_completed(
+    R&& calls, F on_result, GatherOptions options = {}) {
+  return detail::as_completed_range(std::views::all(std::forward<R>(calls)),
+                                    detail::CompletionHook<range_value_t<R>>(std::move(on_result)),
+                                    std::move(options));
+}
+
+}  // namespace concur

@@ -1,0 +1,35 @@
+// Options of one gather: how many in flight, how long each task and the whole
+// batch may take, and who hears about progress.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+
+namespace concur {
+
+/// A snapshot handed to GatherOptions::on_progress after each task ends.
+struct Progress {
+  std::size_t done = 0;    ///< inputs finished (succeeded, failed or never started)
+  std::size_t failed = 0;  ///< of those, how many failed
+  std::size_t total = 0;   ///< inputs in the batch
+};
+
+/// Options of a gather. Zero means "no limit" for every field.
+///
+/// Written with designated initialisers: `{.limit = 64, .timeout = 30s}`.
+struct GatherOptions {
+  /// At most this many tasks in flight (asyncio.Semaphore / max_workers).
+  std::size_t limit = 0;
+  /// Each task must finish within this time, counted from its own start,
+  /// or it fails with concur::TimeoutError.
+  std::chrono::nanoseconds timeout{0};
+  /// The whole batch must finish within this time, counted from the gather's
+  /// start; unfinished tasks fail with concur::DeadlineExceeded.
+  std::chrono::nanoseconds deadline{0};
+  /// Called after every finished input, serially (never concurrently with
+  /// itself), on whichever thread finished it. Keep it short.
+  std::function<void(const Progress&)> on_progress;
+};
+
+}  // namespace concur

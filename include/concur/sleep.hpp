@@ -1,0 +1,46 @@
+// concur::sleep_for / sleep_until: the first library wait.
+//
+// The executor decides how to wait: the event loop suspends the coroutine and
+// arms a timer, the sequential and thread-pool executors block the thread.
+// Every sleep is a cancellation point: it ends early, throwing
+// concur::Cancelled (or TimeoutError / DeadlineExceeded), when its task stops.
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+
+#include "concur/detail/context.hpp"
+
+namespace concur {
+
+namespace detail {
+class SleepAwaiter {
+ public:
+  explicit SleepAwaiter(TimePoint until) noexcept : until_(until) {}
+  SleepAwaiter(const SleepAwaiter&) = delete;
+  SleepAwaiter& operator=(const SleepAwaiter&) = delete;
+
+  bool await_ready();
+  bool await_suspend(std::coroutine_handle<> h);
+  void await_resume();
+
+ private:
+  TimePoint until_;
+  Context* ctx_ = nullptr;
+  Waiter waiter_;
+};
+}  // namespace detail
+
+/// Waits until `when` (steady clock) on the current executor.
+inline detail::SleepAwaiter sleep_until(std::chrono::steady_clock::time_point when) noexcept {
+  return detail::SleepAwaiter(when);
+}
+
+/// Waits for `d` on the current executor. A zero duration still yields.
+template <class Rep, class Period>
+detail::SleepAwaiter sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
+  return detail::SleepAwaiter(std::chrono::steady_clock::now() +
+                              std::chrono::duration_cast<std::chrono::steady_clock::duration>(d));
+}
+
+}  // namespace concur

@@ -1,0 +1,180 @@
+#include "concur/detail/batch.hpp"
+
+#include <limits>
+
+#include "concur/detail/driver.hpp"
+
+namespace concur::detail {
+
+Batch::Batch(std::size_t total, const GatherOptions& options, GatherMode mode)
+    : Context(current_context(), options.deadline, StopReason::deadline),
+      total_(total),
+      options_(options),
+      mode_(mode),
+      limit_(options.limit == 0 ? std::numeric_limits<std::size_t>::max() : options.limit) {
+  progress_.total = total;
+}
+
+void Batch::report_progress_locked() noexcept {
+  if (options_.on_progress) options_.on_progress(progress_);
+}
+
+void Batch::input_skipped(const std::exception_ptr& error) noexcept {
+  {
+    std::lock_guard cb(callback_mutex_);
+    ++progress_.done;
+    ++progress_.failed;
+    report_progress_locked();
+  }
+  std::lock_guard lock(mutex_);
+  if (mode_ == GatherMode::fail_fast && !first_failure_) first_failure_ = error;
+}
+
+void Batch::child_finished(Context& child, const std::exception_ptr& error) noexcept {
+  {
+    std::lock_guard cb(callback_mutex_);
+    ++progress_.done;
+    if (error) ++progress_.failed;
+    report_progress_locked();
+  }
+  release(child);
+  if (error && mode_ == GatherMode::fail_fast) {
+    bool first = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (!first_failure_) {
+        first_failure_ = error;
+        first = true;
+      }
+    }
+    // Still counted as running, so the batch cannot end (and vanish) under us.
+    if (first) cancel(StopReason::cancelled);
+  }
+  std::lock_guard lock(mutex_);
+  --running_;
+  if (waiting_ && (joining_ ? running_ == 0 : running_ < limit_)) {
+    waiting_ = false;
+    wake(waiter_, Waiter::notified);
+  }
+}
+
+namespace {
+
+// Parks the batch coroutine until a slot frees up (or, when joining, until
+// every child has ended). The condition is checked under the batch lock after
+// the waiter is published, so a child ending in between cannot be missed.
+class BatchWait {
+ public:
+  BatchWait(Batch& b, std::mutex& m, Waiter& w, std::size_t& running, std::size_t limit,
+            bool& waiting, bool join)
+      : b_(b), m_(m), w_(w), running_(running), limit_(limit), waiting_(waiting), join_(join) {}
+
+  bool await_ready() const noexcept { return false; }
+
+  bool await_suspend(std::coroutine_handle<> h) {
+    Driver& d = require_driver();
+    w_.handle = h;
+    w_.ctx = current_context();
+    w_.driver = &d;
+    // While joining a stopped batch there is nothing left to time out.
+    w_.deadline = (join_ && b_.stop_reason() != StopReason::none) ? kNever : b_.deadline();
+    d.prepare(w_);
+    w_.state.store(Waiter::parked, std::memory_order_release);
+    {
+      std::lock_guard lock(m_);
+      if (join_ ? running_ == 0 : running_ < limit_) {
+        w_.state.store(Waiter::idle, std::memory_order_release);
+        return false;
+      }
+      waiting_ = true;
+    }
+    // Waiting for a slot is cancellable; the join is not: it must outlast the children.
+    if (!join_ && !b_.attach(w_)) wake(w_, Waiter::cancelled);
+    return d.park(w_);
+  }
+
+  void await_resume() noexcept {
+    if (!join_) b_.detach(w_);
+    if (w_.driver != nullptr) w_.driver->finish(w_);
+    std::lock_guard lock(m_);
+    waiting_ = false;
+    w_.state.store(Waiter::idle, std::memory_order_release);
+  }
+
+ private:
+  Batch& b_;
+  std::mutex& m_;
+  Waiter& w_;
+  std::size_t& running_;
+  std::size_t limit_;
+  bool& waiting_;
+  bool join_;
+};
+
+}  // namespace
+
+Task<void> run_batch(Batch& b, ChildFactory& f) {
+  Driver& driver = require_driver();
+  Context* parent = b.parent();
+  const bool adopted = parent == nullptr || parent->adopt(b);
+  if (!adopted) b.cancel(parent->stop_reason());
+
+  const auto budget = b.options_.timeout;
+  std::size_t i = 0;
+  for (; i < b.total_; ++i) {
+    bool stopped = false;
+    for (;;) {
+      if (b.stop_requested()) {
+        stopped = true;
+        break;
+      }
+      {
+        std::lock_guard lock(b.mutex_);
+        if (b.running_ < b.limit_) {
+          ++b.running_;  // reserve the slot before the child can run inline
+          break;
+        }
+      }
+      co_await BatchWait(b, b.mutex_, b.waiter_, b.running_, b.limit_, b.waiting_, false);
+    }
+    if (stopped) break;
+
+    ChildHandle h = f.make(i);
+    Context& ctx = h.promise().ctx.emplace(&b, budget, StopReason::timeout, f.name(i));
+    if (!b.adopt(ctx)) {
+      h.destroy();
+      std::lock_guard lock(b.mutex_);
+      --b.running_;
+      break;
+    }
+    driver.spawn(h, &ctx);
+  }
+
+  if (i < b.total_) {
+    b.stop_requested();  // make sure a deadline that stopped us is recorded
+    const std::exception_ptr why = b.stop_exception();
+    for (; i < b.total_; ++i) {
+      f.skip(i, why);
+      b.input_skipped(why);
+    }
+  }
+
+  {
+    std::lock_guard lock(b.mutex_);
+    b.joining_ = true;
+  }
+  for (;;) {
+    co_await BatchWait(b, b.mutex_, b.waiter_, b.running_, b.limit_, b.waiting_, true);
+    b.stop_requested();  // a deadline that passed while joining stops the children
+    std::lock_guard lock(b.mutex_);
+    if (b.running_ == 0) break;
+  }
+
+  if (adopted && parent != nullptr) parent->release(b);
+  if (parent != nullptr && parent->stop_requested())
+    std::rethrow_exception(parent->stop_exception());
+  if (b.mode_ == GatherMode::fail_fast && b.first_failure_)
+    std::rethrow_exception(b.first_failure_);
+}
+
+}  // namespace concur::detail

@@ -1,0 +1,188 @@
+#include "concur/config.hpp"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdlib>
+#include <functional>
+#include <sstream>
+#include <string>
+
+#include "concur/errors.hpp"
+#include "concur/executor.hpp"
+
+extern char** environ;
+
+namespace concur {
+
+namespace {
+
+constexpr std::string_view kFileVariable = "CONCUR_CONFIG";
+
+// The single table behind set(), the environment, TOML and --help.
+constexpr std::array<ConfigKey, 6> kKeys{{
+    {"executor", "CONCUR_EXECUTOR", "one of the executor names", "event_loop",
+     "the concurrency model that runs tasks"},
+    {"workers", "CONCUR_WORKERS", "an integer from 1 to 4096", "the executor's own",
+     "worker threads or processes"},
+    {"limit", "CONCUR_LIMIT", "an integer from 0 (none) to 10000000", "0",
+     "default max tasks in flight of a top-level gather"},
+    {"timeout_ms", "CONCUR_TIMEOUT_MS", "milliseconds from 0 (none) to 86400000", "0",
+     "default per-task timeout of a top-level gather"},
+    {"deadline_ms", "CONCUR_DEADLINE_MS", "milliseconds from 0 (none) to 86400000", "0",
+     "default batch deadline of a top-level gather"},
+    {"stall_ms", "CONCUR_STALL_MS", "milliseconds from 0 (off) to 3600000", "100",
+     "report a task that holds the event loop longer than this"},
+}};
+
+std::string accepted_executors() {
+  std::string out;
+  for (std::string_view n : executor_names()) {
+    if (!out.empty()) out += ", ";
+    out += n;
+  }
+  return out;
+}
+
+std::string accepted_keys() {
+  std::string out;
+  for (const ConfigKey& k : kKeys) {
+    if (!out.empty()) out += ", ";
+    out += k.name;
+  }
+  return out;
+}
+
+[[noreturn]] void bad_value(std::string_view key, std::string_view value, std::string_view source,
+                            std::string_view accepted) {
+  throw ConfigError(fmt::format("concur config: {} \"{}\" for key '{}' (from {}): expected {}",
+                                messages::kBadValue, value, key, source, accepted));
+}
+
+long long parse_integer(std::string_view key, std::string_view value, std::string_view source,
+                        long long lo, long long hi, std::string_view accepted) {
+  long long out = 0;
+  std::string_view trimmed = value;
+  while (!trimmed.empty() && trimmed.front() == ' ') trimmed.remove_prefix(1);
+  while (!trimmed.empty() && trimmed.back() == ' ') trimmed.remove_suffix(1);
+  auto [end, ec] = std::from_chars(trimmed.data(), trimmed.data() + trimmed.size(), out);
+  if (trimmed.empty() || ec != std::errc() || end != trimmed.data() + trimmed.size() || out < lo ||
+      out > hi) {
+    bad_value(key, value, source, accepted);
+  }
+  return out;
+}
+
+const ConfigKey* find_key(std::string_view name) {
+  auto it =
+      std::find_if(kKeys.begin(), kKeys.end(), [&](const ConfigKey& k) { return k.name == name; });
+  return it == kKeys.end() ? nullptr : &*it;
+}
+
+}  // namespace
+
+std::span<const ConfigKey> Config::keys() { return kKeys; }
+
+void Config::set(std::string_view key, std::string_view value, std::string_view source) {
+  const ConfigKey* k = find_key(key);
+  if (k == nullptr) {
+    throw ConfigError(fmt::format("concur config: {} '{}' (from {}): accepted keys are {}",
+                                  messages::kUnknownKey, key, source, accepted_keys()));
+  }
+  if (key == "executor") {
+    auto names = executor_names();
+    if (std::find(names.begin(), names.end(), value) == names.end()) {
+      throw ConfigError(fmt::format(
+          "concur config: {} \"{}\" for key 'executor' (from {}): accepted values are {}",
+          messages::kUnknownExecutor, value, source, accepted_executors()));
+    }
+    executor = std::string(value);
+  } else if (key == "workers") {
+    workers = static_cast<int>(parse_integer(key, value, source, 1, 4096, k->accepted));
+  } else if (key == "limit") {
+    limit = static_cast<std::size_t>(parse_integer(key, value, source, 0, 10'000'000, k->accepted));
+  } else if (key == "timeout_ms") {
+    timeout =
+        std::chrono::milliseconds(parse_integer(key, value, source, 0, 86'400'000, k->accepted));
+  } else if (key == "deadline_ms") {
+    deadline =
+        std::chrono::milliseconds(parse_integer(key, value, source, 0, 86'400'000, k->accepted));
+  } else if (key == "stall_ms") {
+    stall_threshold =
+        std::chrono::milliseconds(parse_integer(key, value, source, 0, 3'600'000, k->accepted));
+  }
+}
+
+void Config::validate() const {
+  Config probe;
+  probe.set("executor", executor, "code");
+  if (workers != 0) probe.set("workers", std::to_string(workers), "code");
+  probe.set("limit", std::to_string(limit), "code");
+  probe.set("timeout_ms", std::to_string(timeout.count()), "code");
+  probe.set("deadline_ms", std::to_string(deadline.count()), "code");
+  probe.set("stall_ms", std::to_string(stall_threshold.count()), "code");
+}
+
+void Config::merge_file(const std::string& path) {
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(
+        fmt::format("concur config: cannot read TOML file '{}': {}", path, e.description()));
+  }
+  for (auto&& [name, node] : table) {
+    std::string text;
+    if (auto s = node.value_exact<std::string>()) {
+      text = *s;
+    } else if (auto i = node.value_exact<int64_t>()) {
+      text = std::to_string(*i);
+    } else if (find_key(name.str()) != nullptr) {
+      std::ostringstream kind;
+      kind << '<' << node.type() << '>';
+      bad_value(name.str(), kind.str(), path, find_key(name.str())->accepted);
+    }
+    set(name.str(), text, path);
+  }
+}
+
+void Config::merge_env() {
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    if (!entry.starts_with("CONCUR_")) continue;
+    const auto eq = entry.find('=');
+    const std::string_view var = entry.substr(0, eq);
+    const std::string_view value = eq == std::string_view::npos ? "" : entry.substr(eq + 1);
+    if (var == kFileVariable || var.starts_with("CONCUR_INTERNAL_")) continue;
+    auto it =
+        std::find_if(kKeys.begin(), kKeys.end(), [&](const ConfigKey& k) { return k.env == var; });
+    if (it == kKeys.end()) {
+      std::string envs;
+      for (const ConfigKey& k : kKeys) envs += fmt::format("{}{}", envs.empty() ? "" : ", ", k.env);
+      throw ConfigError(
+          fmt::format("concur config: {} '{}' (from the environment): accepted are {}, {}",
+                      messages::kUnknownKey, var, kFileVariable, envs));
+    }
+    set(it->name, value, var);
+  }
+}
+
+Config Config::from_file(const std::string& path) {
+  Config c;
+  c.merge_file(path);
+  return c;
+}
+
+Config Config::from_env() {
+  Config c;
+  if (const char* file = std::getenv(std::string(kFileVariable).c_str()); file && *file) {
+    c.merge_file(file);
+  }
+  c.merge_env();
+  return c;
+}
+
+}  // namespace concur

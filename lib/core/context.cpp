@@ -1,0 +1,154 @@
+#include "concur/detail/context.hpp"
+
+#include <fmt/format.h>
+
+#include "concur/detail/driver.hpp"
+#include "concur/errors.hpp"
+
+namespace concur::detail {
+
+namespace {
+thread_local Driver* tl_driver = nullptr;
+thread_local Context* tl_context = nullptr;
+
+long long whole_ms(std::chrono::nanoseconds d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+}  // namespace
+
+Context* current_context() noexcept { return tl_context; }
+Driver* current_driver() noexcept { return tl_driver; }
+void set_current_context(Context* c) noexcept { tl_context = c; }
+void set_current(Driver* d, Context* c) noexcept {
+  tl_driver = d;
+  tl_context = c;
+}
+
+ScopedCurrent::ScopedCurrent(Driver* d, Context* c) noexcept
+    : old_driver_(tl_driver), old_context_(tl_context) {
+  set_current(d, c);
+}
+ScopedCurrent::~ScopedCurrent() { set_current(old_driver_, old_context_); }
+
+void wake(Waiter& w, Waiter::State how) noexcept {
+  if (w.try_wake(how)) w.driver->unpark(w);
+}
+
+Context::Context(Context* parent, std::chrono::nanoseconds budget, StopReason budget_kind,
+                 CallName name)
+    : parent_(parent), name_(name) {
+  if (parent_ != nullptr) {
+    deadline_ = parent_->deadline_;
+    deadline_kind_ = parent_->deadline_kind_;
+    budget_ = parent_->budget_;
+  }
+  if (budget.count() > 0) {
+    const TimePoint own = Clock::now() + budget;
+    if (own < deadline_) {
+      deadline_ = own;
+      deadline_kind_ = budget_kind;
+      budget_ = budget;
+    }
+  }
+}
+
+Context::~Context() = default;
+
+bool Context::stop_requested() noexcept {
+  if (stopped_.load(std::memory_order_acquire) != StopReason::none) return true;
+  if (deadline_ != kNever && Clock::now() >= deadline_) {
+    cancel(deadline_kind_);
+    return true;
+  }
+  return false;
+}
+
+std::exception_ptr Context::stop_exception() const {
+  switch (stopped_.load(std::memory_order_acquire)) {
+    case StopReason::timeout:
+      return std::make_exception_ptr(TimeoutError(
+          fmt::format("{} {} ms (in '{}')", messages::kTimedOut, whole_ms(budget_), name())));
+    case StopReason::deadline:
+      return std::make_exception_ptr(DeadlineExceeded(
+          fmt::format("{} {} ms", messages::kDeadlineExceeded, whole_ms(budget_))));
+    default:
+      return std::make_exception_ptr(Cancelled());
+  }
+}
+
+void Context::cancel(StopReason why) noexcept {
+  std::lock_guard lock(mutex_);
+  cancel_locked(why);
+}
+
+// Lock order is always parent before child, so pushing the stop down while
+// holding each node's lock cannot deadlock, and keeps children from
+// unlinking (and being destroyed) under our feet.
+void Context::cancel_locked(StopReason why) noexcept {
+  StopReason expected = StopReason::none;
+  if (!stopped_.compare_exchange_strong(expected, why, std::memory_order_acq_rel)) return;
+  if (waiter_ != nullptr) wake(*waiter_, Waiter::cancelled);
+  for (Context* c = first_child_; c != nullptr; c = c->next_sibling_) {
+    std::lock_guard child_lock(c->mutex_);
+    c->cancel_locked(why == StopReason::none ? StopReason::cancelled : why);
+  }
+}
+
+bool Context::adopt(Context& child) noexcept {
+  std::lock_guard lock(mutex_);
+  if (stopped_.load(std::memory_order_relaxed) != StopReason::none) return false;
+  child.next_sibling_ = first_child_;
+  child.prev_sibling_ = nullptr;
+  if (first_child_ != nullptr) first_child_->prev_sibling_ = &child;
+  first_child_ = &child;
+  return true;
+}
+
+void Context::release(Context& child) noexcept {
+  std::lock_guard lock(mutex_);
+  if (child.prev_sibling_ != nullptr) {
+    child.prev_sibling_->next_sibling_ = child.next_sibling_;
+  } else if (first_child_ == &child) {
+    first_child_ = child.next_sibling_;
+  }
+  if (child.next_sibling_ != nullptr) child.next_sibling_->prev_sibling_ = child.prev_sibling_;
+  child.prev_sibling_ = child.next_sibling_ = nullptr;
+}
+
+bool Context::attach(Waiter& w) noexcept {
+  std::lock_guard lock(mutex_);
+  if (stopped_.load(std::memory_order_relaxed) != StopReason::none) return false;
+  waiter_ = &w;
+  return true;
+}
+
+void Context::detach(Waiter& w) noexcept {
+  std::lock_guard lock(mutex_);
+  if (waiter_ == &w) waiter_ = nullptr;
+}
+
+Driver& require_driver() {
+  Driver* d = tl_driver;
+  if (d == nullptr) throw UsageError(std::string(messages::kNoExecutor));
+  return *d;
+}
+
+bool park_current(Waiter& w, std::coroutine_handle<> h, Context* attach_to) {
+  Driver& d = require_driver();
+  w.handle = h;
+  w.ctx = tl_context;
+  w.driver = &d;
+  d.prepare(w);
+  w.state.store(Waiter::parked, std::memory_order_release);
+  // Already stopped: claim the wake-up ourselves. Either way the driver decides
+  // how the coroutine goes on, so a wake racing with us is never doubled.
+  if (attach_to != nullptr && !attach_to->attach(w)) wake(w, Waiter::cancelled);
+  return d.park(w);
+}
+
+void end_park(Waiter& w, Context* attach_to) noexcept {
+  if (attach_to != nullptr) attach_to->detach(w);
+  if (w.driver != nullptr) w.driver->finish(w);
+}
+
+}  // namespace concur::detail

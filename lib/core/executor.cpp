@@ -1,0 +1,78 @@
+#include "concur/executor.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cstdio>
+
+#include "concur/errors.hpp"
+#include "executors/event_loop.hpp"
+#include "executors/sequential.hpp"
+
+namespace concur {
+
+namespace {
+
+using Factory = std::unique_ptr<Executor> (*)(const Config&);
+struct Entry {
+  std::string_view name;
+  Factory make;
+};
+
+// Adding an executor: one line here (and its file under lib/executors/).
+constexpr std::array<Entry, 2> kExecutors{{
+    {"sequential", &executors::make_sequential},
+    {"event_loop", &executors::make_event_loop},
+}};
+
+constexpr auto kNames = [] {
+  std::array<std::string_view, kExecutors.size()> names{};
+  for (std::size_t i = 0; i < kExecutors.size(); ++i) names[i] = kExecutors[i].name;
+  return names;
+}();
+
+void print_stall(const StallReport& r) {
+  std::fprintf(stderr,
+               "concur: task '%s' blocked the %s thread for %lld ms (stall threshold %lld ms)\n",
+               r.task.c_str(), r.executor.c_str(),
+               static_cast<long long>(
+                   std::chrono::duration_cast<std::chrono::milliseconds>(r.duration).count()),
+               static_cast<long long>(
+                   std::chrono::duration_cast<std::chrono::milliseconds>(r.threshold).count()));
+}
+
+}  // namespace
+
+std::span<const std::string_view> executor_names() { return kNames; }
+
+std::unique_ptr<Executor> make_executor(const Config& config) {
+  config.validate();
+  for (const Entry& e : kExecutors) {
+    if (e.name == config.executor) return e.make(config);
+  }
+  throw ConfigError(
+      fmt::format("concur config: {} \"{}\"", messages::kUnknownExecutor, config.executor));
+}
+
+Executor::Executor(Config config) : config_(std::move(config)), stall_handler_(&print_stall) {}
+Executor::~Executor() = default;
+
+void Executor::on_stall(StallHandler handler) { stall_handler_ = std::move(handler); }
+
+void Executor::report_stall(std::string_view task, std::chrono::nanoseconds held) {
+  stalls_.fetch_add(1);
+  if (stall_handler_) {
+    stall_handler_(
+        StallReport{std::string(name()), std::string(task), held,
+                    std::chrono::duration_cast<std::chrono::nanoseconds>(config_.stall_threshold)});
+  }
+}
+
+GatherOptions Executor::defaults(GatherOptions o) const {
+  if (o.limit == 0) o.limit = config_.limit;
+  if (o.timeout.count() == 0) o.timeout = config_.timeout;
+  if (o.deadline.count() == 0) o.deadline = config_.deadline;
+  return o;
+}
+
+}  // namespace concur

@@ -1,0 +1,44 @@
+#include "executors/blocking_driver.hpp"
+
+#include <condition_variable>
+#include <mutex>
+
+namespace concur::executors {
+
+namespace {
+struct Parker {
+  std::mutex mutex;
+  std::condition_variable cv;
+};
+thread_local Parker tl_parker;
+}  // namespace
+
+void BlockingDriver::spawn(std::coroutine_handle<> h, detail::Context* ctx) {
+  detail::ScopedCurrent scope(this, ctx);
+  h.resume();
+}
+
+void BlockingDriver::prepare(detail::Waiter& w) { w.driver_data = &tl_parker; }
+
+bool BlockingDriver::park(detail::Waiter& w) {
+  auto* p = static_cast<Parker*>(w.driver_data);
+  std::unique_lock lock(p->mutex);
+  while (w.state.load(std::memory_order_acquire) == detail::Waiter::parked) {
+    if (w.deadline == detail::kNever) {
+      p->cv.wait(lock);
+    } else if (p->cv.wait_until(lock, w.deadline) == std::cv_status::timeout) {
+      w.try_wake(detail::Waiter::timed_out);
+    }
+  }
+  return false;  // the wait is over; the coroutine simply continues
+}
+
+void BlockingDriver::unpark(detail::Waiter& w) noexcept {
+  auto* p = static_cast<Parker*>(w.driver_data);
+  // Taking the parker's lock orders this notify after the parked thread's
+  // state check, so the wake-up cannot fall between check and wait.
+  std::lock_guard lock(p->mutex);
+  p->cv.notify_all();
+}
+
+}  // namespace concur::executors

@@ -1,0 +1,8 @@
+#pragma once
+#include <memory>
+
+#include "concur/executor.hpp"
+
+namespace concur::executors {
+std::unique_ptr<Executor> make_event_loop(const Config& c);
+}

@@ -1,0 +1,54 @@
+// The I/O engine shared by the suspending drivers (event_loop, later fibers):
+// one Boost.Asio io_context that carries the timers of every parked waiter
+// (and, later, libcurl's sockets). All timers share one asio::steady_timer set
+// to the earliest deadline, so a million sleeping tasks cost one kernel timer.
+// Single-threaded: only the thread running the engine touches it, except
+// post(), which any thread may call.
+#pragma once
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <utility>
+
+#include "concur/detail/context.hpp"
+
+namespace concur::io {
+
+class Engine {
+ public:
+  Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  boost::asio::io_context& context() noexcept { return io_; }
+
+  /// Wakes `w` (Waiter::timed_out) at its deadline unless removed first.
+  void add_timer(detail::Waiter& w);
+  /// Forgets `w`'s timer if it has one. Safe to call twice.
+  void remove_timer(detail::Waiter& w) noexcept;
+  bool has_timers() const noexcept { return !timers_.empty(); }
+
+  /// Runs ready handlers; if `block`, first waits for the next timer, socket
+  /// event or post(). Expired waiters are woken through their drivers.
+  void run_once(bool block);
+
+  /// Runs `fn` on the engine's thread (thread-safe).
+  void post(std::function<void()> fn);
+
+ private:
+  void fire_expired();
+  void arm();
+
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> keep_running_;
+  boost::asio::steady_timer timer_;
+  detail::TimePoint armed_for_ = detail::kNever;
+  std::map<std::pair<detail::TimePoint, std::uint64_t>, detail::Waiter*> timers_;
+  std::uint64_t next_key_ = 1;
+};
+
+}  // namespace concur::io
