@@ -29,7 +29,7 @@ struct GatherOptions {
   std::chrono::nanoseconds deadline{0};
   /// Called after every finished input, serially (never concurrently with
   /// itself), on whichever thread finished it. Keep it short.
-  std::function<void(const Progress&)> on_progress;
+  std::function<void(const Progress&)> on_progress{};
 };
 
 }  // namespace concur

@@ -8,6 +8,7 @@
 #include "concur/errors.hpp"
 #include "executors/event_loop.hpp"
 #include "executors/sequential.hpp"
+#include "executors/thread_pool.hpp"
 
 namespace concur {
 
@@ -20,9 +21,10 @@ struct Entry {
 };
 
 // Adding an executor: one line here (and its file under lib/executors/).
-constexpr std::array<Entry, 2> kExecutors{{
+constexpr std::array<Entry, 3> kExecutors{{
     {"sequential", &executors::make_sequential},
     {"event_loop", &executors::make_event_loop},
+    {"thread_pool", &executors::make_thread_pool},
 }};
 
 constexpr auto kNames = [] {

@@ -22,6 +22,10 @@ void BlockingDriver::prepare(detail::Waiter& w) { w.driver_data = &tl_parker; }
 
 bool BlockingDriver::park(detail::Waiter& w) {
   auto* p = static_cast<Parker*>(w.driver_data);
+  // A deadline already past (sleep_for(0)) needs no trip through the kernel.
+  if (w.deadline != detail::kNever && w.deadline <= detail::Clock::now()) {
+    w.try_wake(detail::Waiter::timed_out);
+  }
   std::unique_lock lock(p->mutex);
   while (w.state.load(std::memory_order_acquire) == detail::Waiter::parked) {
     if (w.deadline == detail::kNever) {

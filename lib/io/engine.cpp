@@ -17,14 +17,17 @@ void Engine::remove_timer(detail::Waiter& w) noexcept {
   w.driver_key = 0;
 }
 
-void Engine::fire_expired() {
+std::size_t Engine::fire_expired() {
   const auto now = detail::Clock::now();
+  std::size_t fired = 0;
   while (!timers_.empty() && timers_.begin()->first.first <= now) {
     detail::Waiter* w = timers_.begin()->second;
     timers_.erase(timers_.begin());
     w->driver_key = 0;
     detail::wake(*w, detail::Waiter::timed_out);
+    ++fired;
   }
+  return fired;
 }
 
 // Re-arms the one asio timer only when the earliest deadline changed, so a
@@ -45,7 +48,8 @@ void Engine::arm() {
 }
 
 void Engine::run_once(bool block) {
-  fire_expired();
+  // A timer that is already due makes work ready: do not sleep then.
+  if (fire_expired() > 0) block = false;
   if (block) {
     arm();
     if (io_.stopped()) io_.restart();

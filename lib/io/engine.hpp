@@ -9,6 +9,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -40,7 +41,7 @@ class Engine {
   void post(std::function<void()> fn);
 
  private:
-  void fire_expired();
+  std::size_t fire_expired();
   void arm();
 
   boost::asio::io_context io_;

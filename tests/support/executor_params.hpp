@@ -3,6 +3,7 @@
 #pragma once
 
 #include <concur/concur.hpp>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,13 +23,20 @@ struct ExecutorParam {
   }
 };
 
+// Shown by GoogleTest instead of the object's bytes.
+inline void PrintTo(const ExecutorParam& p, std::ostream* os) { *os << p.label; }
+
 inline std::vector<ExecutorParam> executor_params() {
   return {
       {"sequential", "sequential", {}},
       {"event_loop", "event_loop", {}},
+      {"thread_pool", "thread_pool", {}},
   };
 }
 
-inline std::string param_label(const auto& info) { return info.param.label; }
+template <class Info>
+std::string param_label(const Info& i) {
+  return i.param.label;
+}
 
 }  // namespace concur::testing

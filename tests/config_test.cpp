@@ -1,0 +1,161 @@
+// Config from code, environment and TOML, and every bad-input error.
+#include <gtest/gtest.h>
+
+#include <concur/concur.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+using concur::Config;
+using concur::ConfigError;
+
+// Runs `fn` expecting a ConfigError whose message contains every fragment.
+template <class F>
+void expect_config_error(F&& fn, std::initializer_list<std::string> fragments) {
+  try {
+    fn();
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    for (const auto& f : fragments)
+      EXPECT_NE(msg.find(f), std::string::npos) << "'" << f << "' not in: " << msg;
+  }
+}
+
+// Sets environment variables for one test and removes them after.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::initializer_list<std::pair<std::string, std::string>> vars) {
+    for (const auto& [k, v] : vars) {
+      ::setenv(k.c_str(), v.c_str(), 1);
+      names_.push_back(k);
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& k : names_) ::unsetenv(k.c_str());
+  }
+
+ private:
+  std::vector<std::string> names_;
+};
+
+std::string write_toml(const std::string& name, const std::string& text) {
+  auto path = std::filesystem::temp_directory_path() / name;
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+TEST(Config, DefaultsAreDocumented) {
+  Config c;
+  EXPECT_EQ(c.executor, "event_loop");
+  EXPECT_EQ(c.workers, 0);
+  EXPECT_EQ(c.limit, 0u);
+  EXPECT_EQ(c.stall_threshold, std::chrono::milliseconds(100));
+  EXPECT_NO_THROW(c.validate());
+  for (const auto& k : Config::keys()) {
+    EXPECT_FALSE(k.env.empty());
+    EXPECT_FALSE(k.accepted.empty());
+  }
+}
+
+TEST(Config, SetParsesEveryKey) {
+  Config c;
+  c.set("executor", "sequential");
+  c.set("workers", "8");
+  c.set("limit", "64");
+  c.set("timeout_ms", "1500");
+  c.set("deadline_ms", "30000");
+  c.set("stall_ms", "0");
+  EXPECT_EQ(c.executor, "sequential");
+  EXPECT_EQ(c.workers, 8);
+  EXPECT_EQ(c.limit, 64u);
+  EXPECT_EQ(c.timeout, std::chrono::milliseconds(1500));
+  EXPECT_EQ(c.deadline, std::chrono::milliseconds(30000));
+  EXPECT_EQ(c.stall_threshold, std::chrono::milliseconds(0));
+}
+
+TEST(Config, UnknownExecutorNamesValueAndAcceptedNames) {
+  Config c;
+  expect_config_error([&] { c.set("executor", "fiberz", "CONCUR_EXECUTOR"); },
+                      {std::string(concur::messages::kUnknownExecutor), "\"fiberz\"", "executor",
+                       "CONCUR_EXECUTOR", "sequential", "event_loop"});
+}
+
+TEST(Config, UnknownKeyIsAnError) {
+  Config c;
+  expect_config_error(
+      [&] { c.set("wrokers", "4", "concur.toml"); },
+      {std::string(concur::messages::kUnknownKey), "wrokers", "concur.toml", "workers"});
+}
+
+TEST(Config, NonNumericAndOutOfRangeValues) {
+  Config c;
+  for (const char* bad : {"abc", "", "4x", "0", "-1", "4097", "99999999999999999999"}) {
+    expect_config_error([&] { c.set("workers", bad, "CONCUR_WORKERS"); },
+                        {std::string(concur::messages::kBadValue), std::string("\"") + bad + "\"",
+                         "workers", "CONCUR_WORKERS", "1 to 4096"});
+  }
+  expect_config_error([&] { c.set("limit", "-5"); }, {"limit", "\"-5\""});
+  expect_config_error([&] { c.set("timeout_ms", "1.5"); }, {"timeout_ms", "\"1.5\""});
+  expect_config_error([&] { c.set("stall_ms", "99999999"); }, {"stall_ms", "99999999"});
+}
+
+TEST(Config, ValidateCatchesBadFieldsSetInCode) {
+  Config c;
+  c.executor = "threads";
+  expect_config_error([&] { c.validate(); }, {"threads", "accepted values"});
+  expect_config_error([&] { concur::make_executor(c); }, {"threads"});
+  Config d;
+  d.workers = -3;
+  expect_config_error([&] { d.validate(); }, {"workers", "-3"});
+}
+
+TEST(Config, EnvironmentOverridesFileAndDefaults) {
+  const auto file =
+      write_toml("concur_env_test.toml", "executor = \"sequential\"\nlimit = 8\nworkers = 3\n");
+  ScopedEnv env{{"CONCUR_CONFIG", file}, {"CONCUR_LIMIT", "16"}};
+  Config c = Config::from_env();
+  EXPECT_EQ(c.executor, "sequential");  // from the file
+  EXPECT_EQ(c.workers, 3);              // from the file
+  EXPECT_EQ(c.limit, 16u);              // the environment wins
+}
+
+TEST(Config, EnvironmentErrorsNameTheVariable) {
+  {
+    ScopedEnv env{{"CONCUR_WORKERS", "lots"}};
+    expect_config_error([] { Config::from_env(); }, {"CONCUR_WORKERS", "\"lots\""});
+  }
+  {
+    ScopedEnv env{{"CONCUR_EXECUTER", "sequential"}};
+    expect_config_error([] { Config::from_env(); }, {"CONCUR_EXECUTER", "CONCUR_EXECUTOR"});
+  }
+}
+
+TEST(Config, TomlFileErrors) {
+  expect_config_error(
+      [] { Config::from_file(write_toml("concur_bad1.toml", "executer = \"x\"\n")); },
+      {"executer", "concur_bad1.toml"});
+  expect_config_error(
+      [] { Config::from_file(write_toml("concur_bad2.toml", "workers = \"many\"\n")); },
+      {"workers", "\"many\""});
+  expect_config_error([] { Config::from_file(write_toml("concur_bad3.toml", "workers = 2.5\n")); },
+                      {"workers", "floating"});
+  expect_config_error([] { Config::from_file(write_toml("concur_bad4.toml", "workers = [\n")); },
+                      {"cannot read TOML", "concur_bad4.toml"});
+  expect_config_error([] { Config::from_file("/nonexistent/concur.toml"); },
+                      {"/nonexistent/concur.toml"});
+}
+
+TEST(Config, MakeExecutorHonoursTheName) {
+  for (auto name : concur::executor_names()) {
+    Config c;
+    c.executor = std::string(name);
+    auto ex = concur::make_executor(c);
+    EXPECT_EQ(ex->name(), name);
+  }
+}
+
+}  // namespace
