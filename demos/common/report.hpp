@@ -1,0 +1,56 @@
+// Output shared by the demos: one JSON object per line for machines, and an
+// aligned text table for people.
+#pragma once
+
+#include <concur/concur.hpp>
+#include <string>
+#include <vector>
+
+namespace concur::demo {
+
+/// One (executor, case) run, as every demo reports it.
+struct RunRecord {
+  std::string demo;
+  std::string executor;
+  std::string case_name;
+  double wall_s = 0;
+  double cpu_s = 0;
+  std::size_t ok = 0;
+  std::size_t failed = 0;
+  std::vector<std::string> results;  // input order; failures as "<type>: <message>"
+  std::vector<bool> result_ok;       // parallel to results
+  std::vector<std::string> stalls;   // stall reports, as text
+  int lanes = 1;
+};
+
+/// Prints `r` as one line of JSON on stdout (keys: demo, executor, case,
+/// wall_s, cpu_s, ok, failed, results, stalls, lanes).
+void print_json_line(const RunRecord& r);
+
+/// A fixed-width text table.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> headers);
+  void add(std::vector<std::string> row);
+  void print() const;
+
+ private:
+  std::vector<std::string> headers_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+/// Records a Result into a RunRecord (value text, or "<type>: <message>").
+template <class T, class Fmt>
+void record_result(RunRecord& r, const Result<T>& res, Fmt&& format_value) {
+  if (res.ok()) {
+    ++r.ok;
+    r.results.push_back(format_value(res.value()));
+    r.result_ok.push_back(true);
+  } else {
+    ++r.failed;
+    r.results.push_back(res.error().describe());
+    r.result_ok.push_back(false);
+  }
+}
+
+}  // namespace concur::demo

@@ -1,0 +1,88 @@
+// Runs the concur-say-after binary as a user would and checks the shape of
+// its timings: overlapping waits are clearly faster than awaiting in turn,
+// and a blocking sleep on a shared thread is caught by the stall detector.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <boost/json.hpp>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace {
+
+struct Row {
+  double wall_s;
+  std::size_t stalls;
+  std::vector<std::string> results;
+};
+
+std::string run(const std::string& command) {
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), &pclose);
+  EXPECT_TRUE(pipe);
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (pipe && std::fgets(buf.data(), buf.size(), pipe.get()) != nullptr) out += buf.data();
+  return out;
+}
+
+TEST(SayAfterDemo, JsonTimingsShowTheSeedsLessons) {
+  const std::string out =
+      run(std::string(CONCUR_SAY_AFTER_BIN) + " --executor all --scale 0.05 --json");
+  std::map<std::pair<std::string, std::string>, Row> rows;
+  std::size_t start = 0;
+  while (start < out.size()) {
+    const auto end = out.find('\n', start);
+    const std::string line = out.substr(start, end - start);
+    start = end == std::string::npos ? out.size() : end + 1;
+    if (line.empty()) continue;
+    auto v = boost::json::parse(line).as_object();
+    for (const char* key :
+         {"demo", "executor", "case", "wall_s", "cpu_s", "ok", "failed", "results"}) {
+      ASSERT_TRUE(v.contains(key)) << key << " missing in " << line;
+    }
+    Row r{v["wall_s"].to_number<double>(), v["stalls"].as_array().size(), {}};
+    for (auto& x : v["results"].as_array()) r.results.emplace_back(x.as_string().c_str());
+    EXPECT_EQ(v["failed"].to_number<int>(), 0) << line;
+    rows[{std::string(v["executor"].as_string()), std::string(v["case"].as_string())}] = r;
+  }
+  ASSERT_FALSE(rows.empty()) << out;
+  const double one_s = 0.05;  // the scaled 1 s
+  for (const auto& [key, row] : rows) {
+    const auto& [executor, which] = key;
+    SCOPED_TRACE(executor + "/" + which);
+    EXPECT_EQ(row.results, (std::vector<std::string>{"hello", "world"}));
+    const double in_turn = rows.at({executor, "sequential-awaits"}).wall_s;
+    EXPECT_GE(in_turn, 3 * one_s * 0.95);
+    if (which == "gather") {
+      if (executor == "sequential") {
+        EXPECT_GE(row.wall_s, 3 * one_s * 0.95);
+      } else {
+        EXPECT_LT(row.wall_s, in_turn - 0.5 * one_s) << "gather should beat awaiting in turn";
+      }
+    }
+    if (which == "blocking-sleep" && (executor == "event_loop" || executor == "fibers")) {
+      EXPECT_GE(row.wall_s, 3 * one_s * 0.95) << "a blocking sleep serialises a shared thread";
+      EXPECT_GE(row.stalls, 1u) << "the stall detector should report the blocking task";
+    }
+  }
+}
+
+TEST(SayAfterDemo, UnknownExecutorIsAClearError) {
+  const std::string out =
+      run(std::string(CONCUR_SAY_AFTER_BIN) + " --executor fiberz 2>&1; echo exit=$?");
+  EXPECT_NE(out.find("unknown executor \"fiberz\""), std::string::npos) << out;
+  EXPECT_NE(out.find("event_loop"), std::string::npos) << out;
+  EXPECT_NE(out.find("exit=2"), std::string::npos) << out;
+}
+
+TEST(SayAfterDemo, BadConfigFlagIsAClearError) {
+  const std::string out =
+      run(std::string(CONCUR_SAY_AFTER_BIN) + " --workers zero 2>&1; echo exit=$?");
+  EXPECT_NE(out.find("\"zero\""), std::string::npos) << out;
+  EXPECT_NE(out.find("--workers"), std::string::npos) << out;
+  EXPECT_NE(out.find("exit=2"), std::string::npos) << out;
+}
+
+}  // namespace
