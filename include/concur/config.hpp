@@ -37,6 +37,10 @@ struct Config {
   std::chrono::milliseconds deadline{0};
   /// Report a task that holds the event loop longer than this (0 = off).
   std::chrono::milliseconds stall_threshold{100};
+  /// OS threads that run fibers (fibers executor).
+  int threads = 1;
+  /// Stack size of one fiber, in KiB (fibers executor).
+  std::size_t stack_kb = 64;
 
   /// Defaults, then the TOML file named by CONCUR_CONFIG (if set), then CONCUR_*.
   static Config from_env();

@@ -20,6 +20,7 @@ inline constexpr std::string_view kNoExecutor = "no concur executor is running t
 inline constexpr std::string_view kUnknownExecutor = "unknown executor";
 inline constexpr std::string_view kUnknownKey = "unknown configuration key";
 inline constexpr std::string_view kBadValue = "invalid value";
+inline constexpr std::string_view kStackAllocation = "cannot allocate a fiber stack";
 }  // namespace messages
 
 /// Base of every exception concur raises itself.

@@ -147,7 +147,23 @@ Task<void> run_batch(Batch& b, ChildFactory& f) {
       --b.running_;
       break;
     }
-    driver.spawn(h, &ctx);
+    try {
+      driver.spawn(h, &ctx);
+    } catch (...) {
+      // The driver could not start the child (e.g. no memory for a fiber
+      // stack): that input fails with the driver's error instead of leaking
+      // its slot, which would make the join below wait forever.
+      const std::exception_ptr error = std::current_exception();
+      b.release(ctx);
+      h.destroy();
+      {
+        std::lock_guard lock(b.mutex_);
+        --b.running_;
+      }
+      f.skip(i, error);
+      b.input_skipped(error);
+      if (b.mode_ == GatherMode::fail_fast) b.cancel(StopReason::cancelled);
+    }
   }
 
   if (i < b.total_) {

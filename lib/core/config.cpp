@@ -23,7 +23,7 @@ namespace {
 constexpr std::string_view kFileVariable = "CONCUR_CONFIG";
 
 // The single table behind set(), the environment, TOML and --help.
-constexpr std::array<ConfigKey, 6> kKeys{{
+constexpr std::array<ConfigKey, 8> kKeys{{
     {"executor", "CONCUR_EXECUTOR", "one of the executor names", "event_loop",
      "the concurrency model that runs tasks"},
     {"workers", "CONCUR_WORKERS", "an integer from 1 to 4096", "the executor's own",
@@ -36,6 +36,10 @@ constexpr std::array<ConfigKey, 6> kKeys{{
      "default batch deadline of a top-level gather"},
     {"stall_ms", "CONCUR_STALL_MS", "milliseconds from 0 (off) to 3600000", "100",
      "report a task that holds the event loop longer than this"},
+    {"threads", "CONCUR_THREADS", "an integer from 1 to 256", "1",
+     "OS threads that run fibers (fibers executor)"},
+    {"stack_kb", "CONCUR_STACK_KB", "KiB from 16 to 1048576", "64",
+     "stack size of one fiber (fibers executor)"},
 }};
 
 std::string accepted_executors() {
@@ -113,6 +117,11 @@ void Config::set(std::string_view key, std::string_view value, std::string_view 
   } else if (key == "stall_ms") {
     stall_threshold =
         std::chrono::milliseconds(parse_integer(key, value, source, 0, 3'600'000, k->accepted));
+  } else if (key == "threads") {
+    threads = static_cast<int>(parse_integer(key, value, source, 1, 256, k->accepted));
+  } else if (key == "stack_kb") {
+    stack_kb =
+        static_cast<std::size_t>(parse_integer(key, value, source, 16, 1'048'576, k->accepted));
   }
 }
 
@@ -124,6 +133,8 @@ void Config::validate() const {
   probe.set("timeout_ms", std::to_string(timeout.count()), "code");
   probe.set("deadline_ms", std::to_string(deadline.count()), "code");
   probe.set("stall_ms", std::to_string(stall_threshold.count()), "code");
+  probe.set("threads", std::to_string(threads), "code");
+  probe.set("stack_kb", std::to_string(stack_kb), "code");
 }
 
 void Config::merge_file(const std::string& path) {

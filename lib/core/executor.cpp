@@ -7,6 +7,7 @@
 
 #include "concur/errors.hpp"
 #include "executors/event_loop.hpp"
+#include "executors/fibers.hpp"
 #include "executors/sequential.hpp"
 #include "executors/thread_pool.hpp"
 
@@ -21,10 +22,11 @@ struct Entry {
 };
 
 // Adding an executor: one line here (and its file under lib/executors/).
-constexpr std::array<Entry, 3> kExecutors{{
+constexpr std::array<Entry, 4> kExecutors{{
     {"sequential", &executors::make_sequential},
     {"event_loop", &executors::make_event_loop},
     {"thread_pool", &executors::make_thread_pool},
+    {"fibers", &executors::make_fibers},
 }};
 
 constexpr auto kNames = [] {

@@ -60,6 +60,21 @@ void Engine::run_once(bool block) {
   fire_expired();
 }
 
+void Engine::run_until(detail::TimePoint wake_at) {
+  fire_expired();
+  arm();
+  if (io_.stopped()) io_.restart();
+  // run_one_until sleeps in the reactor (epoll) with a timeout: no polling.
+  if (wake_at == detail::kNever) {
+    io_.run_one();
+  } else {
+    io_.run_one_until(wake_at);
+  }
+  if (io_.stopped()) io_.restart();
+  io_.poll();
+  fire_expired();
+}
+
 void Engine::post(std::function<void()> fn) { boost::asio::post(io_, std::move(fn)); }
 
 }  // namespace concur::io

@@ -36,6 +36,9 @@ class Engine {
   /// Runs ready handlers; if `block`, first waits for the next timer, socket
   /// event or post(). Expired waiters are woken through their drivers.
   void run_once(bool block);
+  /// Like run_once(true), but also returns at `wake_at` (the fibers scheduler
+  /// sleeps here until its next timer). kNever: no time limit.
+  void run_until(detail::TimePoint wake_at);
 
   /// Runs `fn` on the engine's thread (thread-safe).
   void post(std::function<void()> fn);

@@ -31,6 +31,8 @@ inline std::vector<ExecutorParam> executor_params() {
       {"sequential", "sequential", {}},
       {"event_loop", "event_loop", {}},
       {"thread_pool", "thread_pool", {}},
+      {"fibers_1", "fibers", {{"threads", "1"}}},
+      {"fibers_2", "fibers", {{"threads", "2"}}},
   };
 }
 

@@ -1,0 +1,8 @@
+#pragma once
+#include <memory>
+
+#include "concur/executor.hpp"
+
+namespace concur::executors {
+std::unique_ptr<Executor> make_fibers(const Config& c);
+}
