@@ -30,14 +30,27 @@ struct unwrap_task<Task<T>> {
 }  // namespace detail
 
 template <class F, class... Args>
+/// A function and copies of its arguments: one input of a gather. Make one
+/// with concur::call(). Copyable when F and Args are.
+///
+/// Thread-safety: operator() only reads the call, so one Call may be invoked
+/// from several threads at once when F and Args are safe to read
+/// concurrently. A coroutine `fn` taking its parameters by reference sees
+/// the Call's copies: the Call must then outlive the task (a range gather
+/// keeps its range alive; the blocking Executor functions do so for you).
 class Call {
  public:
   using raw_result = std::invoke_result_t<const F&, const Args&...>;
+  /// What `fn(args...)` returns: a Task<T>, or a plain T.
   using value_type = typename detail::unwrap_task<raw_result>::type;
+  /// The task's value type: T of Task<T>, else raw_result.
 
   Call(F fn, Args... args) : fn_(std::move(fn)), args_(std::move(args)...) {}
+  /// Stores `fn` and `args`; throws only what moving them throws.
 
-  /// Starts nothing: returns the lazy task that runs the call.
+  /// Starts nothing: returns the lazy task that runs the call. Whatever the
+  /// function throws while running becomes the task's failure; a coroutine
+  /// `fn` that throws while copying its parameters throws here.
   Task<value_type> operator()() const {
     if constexpr (is_task_v<raw_result>) {
       return std::apply(fn_, args_);
@@ -69,7 +82,9 @@ class Call {
   const F& function() const noexcept { return fn_; }
   const std::tuple<Args...>& arguments() const noexcept { return args_; }
 
+  /// The stored function (e.g. to serialise a registered call).
  private:
+  /// The stored arguments, in order.
   static Task<value_type> run_plain(const Call* self) {
     if constexpr (std::is_void_v<value_type>) {
       std::apply(self->fn_, self->args_);
@@ -84,8 +99,11 @@ class Call {
   std::string_view name_;
 };
 
-/// Bundles `fn` with copies of `args`. Functions decay to pointers, so a
-/// registered function's call knows its name.
+/// Bundles `fn` with copies of `args` (decayed: pass std::string, not a
+/// reference you expect to be shared). Functions decay to pointers, so a
+/// registered function's call knows its name. Does not run `fn`; throws only
+/// what copying `fn` and `args` throws. `fn(args...)` must be well-formed for
+/// const lvalue arguments (a compile-time check).
 template <class F, class... Args>
 requires std::invocable < const std::decay_t<F>
 &, const std::decay_t<Args>&... > auto call(F&& fn, Args&&... args) {

@@ -24,6 +24,10 @@ struct ConfigKey {
   std::string_view help;          ///< what it does
 };
 
+/// The settings of one executor, from code, a TOML file, the environment or
+/// flags (see the precedence above). A plain value: copy it freely; it is not
+/// synchronised, so fill it on one thread, then hand it to make_executor(),
+/// which validates it and keeps its own copy. Config::keys() lists every key.
 struct Config {
   /// Executor name: see concur::executor_names().
   std::string executor = "event_loop";
@@ -44,20 +48,27 @@ struct Config {
 
   /// Defaults, then the TOML file named by CONCUR_CONFIG (if set), then CONCUR_*.
   static Config from_env();
-  /// Defaults, then the TOML file at `path`.
+  /// Defaults, then the TOML file at `path`. Throws ConfigError like from_env().
   static Config from_file(const std::string& path);
 
   /// Sets one key from text. Throws ConfigError naming the key, the value,
   /// what is accepted and `source` (e.g. "CONCUR_WORKERS" or "concur.toml").
   void set(std::string_view key, std::string_view value, std::string_view source = "code");
-  /// Applies every key of a TOML file; unknown keys are errors.
+  /// Throws ConfigError for an unreadable or malformed file, an unknown key or
+  /// CONCUR_* variable, or a bad value. Reads the environment: do not call it
+  /// while another thread changes the environment (setenv).
+  /// Applies every key of a TOML file (top-level `key = value` pairs; strings
+  /// or integers); unknown keys are errors. Throws ConfigError naming the file
+  /// when it cannot be read or parsed, or like set() for a key; keys applied
+  /// before the bad one stay applied.
   void merge_file(const std::string& path);
-  /// Applies every CONCUR_* variable of the environment; unknown ones are errors.
+  /// Applies every CONCUR_* variable of the environment (CONCUR_CONFIG aside);
+  /// unknown ones are errors. Throws ConfigError like set().
   void merge_env();
   /// Checks fields set directly in code; throws ConfigError like set().
   void validate() const;
 
-  /// Every key, in documentation order.
+  /// Every key, in documentation order (static data: safe from any thread).
   static std::span<const ConfigKey> keys();
 };
 

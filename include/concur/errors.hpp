@@ -12,18 +12,29 @@
 
 namespace concur {
 
+/// Fixed fragments of concur's error messages: what() contains one of these
+/// with details around it (a Cancelled the library raises says just kCancelled).
 namespace messages {
+/// Cancelled: a sibling failed, the caller was cancelled, or the batch stopped.
 inline constexpr std::string_view kCancelled = "task cancelled";
+/// TimeoutError: followed by the task's budget in ms and the call's name.
 inline constexpr std::string_view kTimedOut = "task timed out after";
+/// DeadlineExceeded: followed by the batch's deadline in ms.
 inline constexpr std::string_view kDeadlineExceeded = "batch deadline exceeded after";
+/// UsageError: a library wait was awaited by a task no executor is running.
 inline constexpr std::string_view kNoExecutor = "no concur executor is running this task";
+/// ConfigError: `executor` names no executor.
 inline constexpr std::string_view kUnknownExecutor = "unknown executor";
+/// ConfigError: a TOML key, Config::set() key or CONCUR_* variable is not known.
 inline constexpr std::string_view kUnknownKey = "unknown configuration key";
+/// ConfigError: a value is outside what its key accepts.
 inline constexpr std::string_view kBadValue = "invalid value";
+/// Error: the fibers executor could not map a stack for a new fiber.
 inline constexpr std::string_view kStackAllocation = "cannot allocate a fiber stack";
 }  // namespace messages
 
-/// Base of every exception concur raises itself.
+/// Base of every exception concur raises itself. Like every exception type
+/// here, an immutable value: safe to read from any thread.
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -56,7 +67,8 @@ class ConfigError : public Error {
   using Error::Error;
 };
 
-/// Misuse of the API (e.g. awaiting a library wait outside any executor).
+/// Misuse of the API (e.g. awaiting a library wait in a task that no executor
+/// runs). A programming error, not a condition to retry.
 class UsageError : public Error {
  public:
   using Error::Error;

@@ -35,10 +35,28 @@ struct StallReport {
   std::chrono::nanoseconds duration;   ///< how long it held the thread
   std::chrono::nanoseconds threshold;  ///< Config::stall_threshold
 };
+/// Hears stall reports. Called on the thread that stalled, and concurrently
+/// when several threads run tasks (fibers with threads > 1): it must be
+/// thread-safe, quick, and must not throw.
 using StallHandler = std::function<void(const StallReport&)>;
 
+/// One concurrency model. Create it with make_executor(); use it through the
+/// blocking members below, from outside any task.
+///
+/// Thread-safety: one blocking call at a time per executor (calls from
+/// several threads at once are not supported: give each thread its own).
+/// The const accessors and stall_count() are safe from any thread. Tasks run
+/// on the executor's threads (the caller's own thread for sequential and
+/// event_loop), so a task's code must be as thread-safe as the executor's
+/// lanes() demands.
+///
+/// Errors: a fail-fast gather and run() rethrow the task's own exception
+/// unchanged (or Cancelled / TimeoutError / DeadlineExceeded); settled forms
+/// report failures in their Results instead. An executor may throw
+/// concur::Error for a resource it cannot get (e.g. a fiber stack).
 class Executor {
  public:
+  /// Must not run while a blocking call on this executor is in progress.
   virtual ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -51,9 +69,11 @@ class Executor {
   /// How many OS threads (or processes) run tasks at once.
   virtual int lanes() const { return 1; }
 
+  /// The validated configuration this executor was made with.
   const Config& config() const noexcept { return config_; }
 
-  /// Runs `task` to the end on this executor; returns its value or throws.
+  /// Runs `task` to the end on this executor; returns its value or rethrows
+  /// the exception it ended with. Blocks the calling thread until then.
   template <class T>
   T run(Task<T> task) {
     std::optional<detail::unit_if_void_t<T>> out;
@@ -64,7 +84,11 @@ class Executor {
     if constexpr (!std::is_void_v<T>) return std::move(*out);
   }
 
-  /// gather(calls...): a tuple of values, fail-fast.
+  /// gather(calls...): runs every call concurrently (as the model allows) and
+  /// returns a tuple of their values in argument order (Unit for void).
+  /// Fail-fast: the first failure cancels the others, waits until they have
+  /// stopped, then is thrown. Options left at zero take Config::limit,
+  /// timeout and deadline.
   template <TaskFactory... Cs>
   auto gather(Cs... calls) {
     return run(concur::gather(defaults({}), std::move(calls)...));
@@ -73,13 +97,16 @@ class Executor {
   auto gather(GatherOptions options, Cs... calls) {
     return run(concur::gather(defaults(std::move(options)), std::move(calls)...));
   }
-  /// gather(range): a vector of values in input order, fail-fast.
+  /// gather(range): a vector of values in input order (nothing for void
+  /// tasks), fail-fast as above. `calls` is read while the call runs.
   template <CallRange R>
   auto gather(const R& calls, GatherOptions options = {}) {
     return run(concur::gather(calls, defaults(std::move(options))));
   }
 
-  /// gather_settled: one Result per input, in input order; never throws for a task.
+  /// gather_settled: one Result per input, in input order (a tuple for
+  /// calls..., a vector for a range); never throws for a task's failure.
+  /// Options left at zero take the Config defaults.
   template <TaskFactory... Cs>
   auto gather_settled(Cs... calls) {
     return run(concur::gather_settled(defaults({}), std::move(calls)...));
@@ -89,7 +116,9 @@ class Executor {
     return run(concur::gather_settled(calls, defaults(std::move(options))));
   }
 
-  /// Calls on_result(index, Result&&) as each input finishes (completion order).
+  /// Calls on_result(index, Result&&) as each input finishes (completion
+  /// order), serially but on whichever thread finished it. Never throws for a
+  /// task's failure; an exception from on_result ends the program.
   template <CallRange R, class F>
   requires std::invocable<F&, std::size_t, Result<range_value_t<R>> &&> void as_completed(
       const R& calls, F on_result, GatherOptions options = {}) {
@@ -110,9 +139,11 @@ class Executor {
     return out;
   }
 
-  /// Replaces the stall handler (the default prints one line to stderr).
+  /// Replaces the stall handler (the default prints one line to stderr); an
+  /// empty handler silences reports (stall_count() still counts). Call it
+  /// between blocking calls, not while one runs.
   void on_stall(StallHandler handler);
-  /// Stall reports made so far.
+  /// Stall reports made so far, over this executor's life.
   std::size_t stall_count() const noexcept { return stalls_.load(); }
 
  protected:
@@ -139,11 +170,12 @@ class Executor {
   std::atomic<std::size_t> stalls_{0};
 };
 
-/// Creates the executor named by `config.executor`. Throws ConfigError for an
-/// unknown name or an invalid setting.
+/// Creates the executor named by `config.executor`. Throws ConfigError for an unknown name or an
+/// invalid setting (it runs config.validate()). Safe to call from several threads.
 std::unique_ptr<Executor> make_executor(const Config& config);
 
-/// The names make_executor accepts, sequential (the reference) first.
+/// The names make_executor accepts, sequential (the reference) first. Static
+/// data: safe from any thread.
 std::span<const std::string_view> executor_names();
 
 }  // namespace concur

@@ -9,6 +9,13 @@
 // input order. gather() is fail-fast: the first failure cancels the siblings,
 // waits for them to stop, then is thrown. gather_settled() never throws for a
 // child's failure (only if the awaiting task itself is cancelled).
+//
+// Every function here returns a lazy Task: co_await it from a task run by an
+// executor (awaiting it elsewhere throws concur::UsageError at the first
+// library wait). Calls are taken by value (a range is viewed: an lvalue range
+// must outlive the awaited task). `options` behave as documented in
+// concur/options.hpp; unlike Executor's blocking functions, nothing here
+// fills them from Config.
 #pragma once
 
 #include <array>
@@ -37,6 +44,7 @@ template <class R>
 concept CallRange = std::ranges::random_access_range<R> && std::ranges::sized_range<R> &&
     TaskFactory<std::ranges::range_value_t<R>>;
 
+/// The value type of the tasks a CallRange's calls produce.
 template <CallRange R>
 using range_value_t = factory_value_t<std::ranges::range_value_t<R>>;
 
@@ -222,7 +230,11 @@ Task<void> as_completed_range(V view, CompletionHook<range_value_t<V>> hook,
 
 }  // namespace detail
 
-/// Runs every call concurrently; a tuple of their values in argument order.
+/// Runs every call concurrently; a tuple of their values in argument order
+/// (Unit for a void task). Fail-fast: the first failure cancels the siblings,
+/// waits until they have stopped, then is rethrown unchanged; if the awaiting
+/// task is cancelled, the children stop and its Cancelled/TimeoutError/
+/// DeadlineExceeded is thrown instead.
 template <TaskFactory... Cs>
 auto gather(Cs... calls) {
   return detail::gather_tuple<detail::GatherMode::fail_fast>(GatherOptions{}, std::move(calls)...);
@@ -233,7 +245,9 @@ auto gather(GatherOptions options, Cs... calls) {
                                                              std::move(calls)...);
 }
 
-/// Like gather, but every call's outcome comes back as a Result.
+/// Like gather, but every call's outcome comes back as a Result, in argument
+/// order; a child's failure never throws. Throws only when the awaiting task
+/// itself is cancelled (Cancelled, TimeoutError or DeadlineExceeded).
 template <TaskFactory... Cs>
 auto gather_settled(Cs... calls) {
   return detail::gather_tuple<detail::GatherMode::settled>(GatherOptions{}, std::move(calls)...);
@@ -246,12 +260,14 @@ auto gather_settled(GatherOptions options, Cs... calls) {
 /// Runs a range of calls; a vector of values in input order (void: nothing).
 /// An lvalue range must outlive the awaited task; an rvalue range is moved in.
 template <CallRange R>
+/// Fail-fast with the same errors as gather(calls...).
 auto gather(R&& calls, GatherOptions options = {}) {
   return detail::gather_range<detail::GatherMode::fail_fast>(
       std::views::all(std::forward<R>(calls)), std::move(options), nullptr);
 }
 
-/// Runs a range of calls; one Result per input, in input order.
+/// Runs a range of calls; one Result per input, in input order. Throws only
+/// when the awaiting task itself is cancelled.
 template <CallRange R>
 auto gather_settled(R&& calls, GatherOptions options = {}) {
   return detail::gather_range<detail::GatherMode::settled>(std::views::all(std::forward<R>(calls)),
@@ -259,8 +275,9 @@ auto gather_settled(R&& calls, GatherOptions options = {}) {
 }
 
 /// Runs a range of calls and hands each outcome to `on_result(index, Result&&)`
-/// as soon as it is known (completion order), serially. Never throws for a
-/// child's failure.
+/// as soon as it is known (completion order), serially (never concurrently
+/// with itself) but on whichever thread finished the input. Never throws for a
+/// child's failure; on_result must not throw (that ends the program).
 template <CallRange R, class F>
 requires std::invocable<F&, std::size_t, Result<range_value_t<R>> &&> Task<void> as_completed(
     R&& calls, F on_result, GatherOptions options = {}) {

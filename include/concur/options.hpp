@@ -8,14 +8,17 @@
 
 namespace concur {
 
-/// A snapshot handed to GatherOptions::on_progress after each task ends.
+/// A snapshot handed to GatherOptions::on_progress after each task ends
+/// (a copy the callback may keep).
 struct Progress {
   std::size_t done = 0;    ///< inputs finished (succeeded, failed or never started)
   std::size_t failed = 0;  ///< of those, how many failed
   std::size_t total = 0;   ///< inputs in the batch
 };
 
-/// Options of a gather. Zero means "no limit" for every field.
+/// Options of a gather. Zero means "no limit" for every field (a negative
+/// duration too). A plain value, copied into the gather; the blocking
+/// Executor functions replace zero fields by the Config defaults.
 ///
 /// Written with designated initialisers: `{.limit = 64, .timeout = 30s}`.
 struct GatherOptions {
@@ -28,7 +31,8 @@ struct GatherOptions {
   /// start; unfinished tasks fail with concur::DeadlineExceeded.
   std::chrono::nanoseconds deadline{0};
   /// Called after every finished input, serially (never concurrently with
-  /// itself), on whichever thread finished it. Keep it short.
+  /// itself), on whichever thread finished it. Keep it short; it must not
+  /// throw (an exception from it ends the program).
   std::function<void(const Progress&)> on_progress{};
 };
 

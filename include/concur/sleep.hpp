@@ -31,12 +31,16 @@ class SleepAwaiter {
 };
 }  // namespace detail
 
-/// Waits until `when` (steady clock) on the current executor.
+/// Waits until `when` (steady clock) on the current executor; a time already
+/// past still yields. co_await it inside a task. Throws concur::Cancelled (or
+/// TimeoutError / DeadlineExceeded) when the task stops before or during the
+/// wait, and concur::UsageError when no executor runs the awaiting task.
 inline detail::SleepAwaiter sleep_until(std::chrono::steady_clock::time_point when) noexcept {
   return detail::SleepAwaiter(when);
 }
 
 /// Waits for `d` on the current executor. A zero duration still yields.
+/// Same errors as sleep_until().
 template <class Rep, class Period>
 detail::SleepAwaiter sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
   return detail::SleepAwaiter(std::chrono::steady_clock::now() +

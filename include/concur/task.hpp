@@ -71,6 +71,15 @@ struct TaskPromise : TaskResult<T> {
 
 template <class T>
 class [[nodiscard]] Task {
+/// A lazy coroutine producing a T (or nothing for Task<void>), or an exception.
+///
+/// Write `Task<T> f(...) { ... co_return v; }`; calling f creates the frame
+/// without running it. Run it by `co_await`ing it from another task, or by
+/// handing it (through concur::call) to an Executor or a gather.
+/// Thread-safety: none; a Task is owned by one awaiter at a time, though the
+/// frame may resume on a different thread after each wait (thread_pool,
+/// fibers with several threads), so do not keep thread-local state across a
+/// co_await.
  public:
   using promise_type = detail::TaskPromise<T>;
   using value_type = T;
@@ -78,7 +87,9 @@ class [[nodiscard]] Task {
 
   Task() noexcept = default;
   explicit Task(handle_type h) noexcept : h_(h) {}
+  /// An empty task (valid() is false); only assigning to it is useful.
   Task(Task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  /// Adopts a coroutine frame (used by promise types; owns and destroys it).
   Task& operator=(Task&& o) noexcept {
     if (this != &o) {
       reset();
@@ -92,14 +103,21 @@ class [[nodiscard]] Task {
 
   bool valid() const noexcept { return static_cast<bool>(h_); }
   bool done() const noexcept { return h_ && h_.done(); }
+  /// True when the task owns a coroutine frame (not empty, not moved from).
 
+  /// True once the coroutine has finished (with a value or an exception).
   auto operator co_await() && noexcept { return Awaiter{h_}; }
   auto operator co_await() & noexcept { return Awaiter{h_}; }
+  /// Runs the task and resumes the awaiter with its value; an exception the
+  /// task let escape is rethrown here. Await a task at most once; the task
+  /// must be valid().
 
-  /// Releases ownership of the frame (used by executors that manage it).
+  /// Releases ownership of the frame (used by executors that manage it); the
+  /// caller must destroy it.
   handle_type release() noexcept { return std::exchange(h_, {}); }
   handle_type handle() const noexcept { return h_; }
 
+  /// The frame, still owned by this task (null when !valid()).
  private:
   struct Awaiter {
     handle_type h;
