@@ -4,10 +4,13 @@
 
 #include <concur/concur.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 extern char** environ;
 
@@ -52,16 +55,38 @@ TEST(ExampleConfig, TheEnvironmentOverridesTheFile) {
   EXPECT_EQ(c.workers, 16);  // from the file
 }
 
-// A key added to the library must be shown (set) in the example too.
-TEST(ExampleConfig, SetsEveryKey) {
+// A key added to the library must be shown in the example too: set, or
+// commented out ("# key = ...") when it only matters to another executor.
+TEST(ExampleConfig, ShowsEveryKey) {
   std::ifstream in(CONCUR_EXAMPLE_CONFIG);
   ASSERT_TRUE(in) << "cannot open " << CONCUR_EXAMPLE_CONFIG;
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   for (const concur::ConfigKey& k : concur::Config::keys()) {
-    const std::regex line("(^|\n)" + std::string(k.name) + " *=");
+    const std::regex line("(^|\n)(# )?" + std::string(k.name) + " *=");
     EXPECT_TRUE(std::regex_search(text, line))
-        << "examples/concur.toml does not set '" << k.name << "' (" << k.help << ")";
+        << "examples/concur.toml does not show '" << k.name << "' (" << k.help << ")";
   }
+}
+
+// The keys shown commented out must be valid too: uncommented, the file loads.
+TEST(ExampleConfig, CommentedOutKeysAreValid) {
+  std::ifstream in(CONCUR_EXAMPLE_CONFIG);
+  ASSERT_TRUE(in) << "cannot open " << CONCUR_EXAMPLE_CONFIG;
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  int uncommented = 0;
+  for (const concur::ConfigKey& k : concur::Config::keys()) {
+    const std::string commented = "\n# " + std::string(k.name) + " =";
+    for (auto at = text.find(commented); at != std::string::npos; at = text.find(commented, at)) {
+      text.erase(at + 1, 2);
+      ++uncommented;
+    }
+  }
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("concur_example_uncommented_" + std::to_string(::getpid()) + ".toml");
+  std::ofstream(path) << text;
+  EXPECT_NO_THROW(concur::Config::from_file(path.string())) << text;
+  std::filesystem::remove(path);
+  RecordProperty("uncommented_keys", uncommented);
 }
 
 }  // namespace
