@@ -29,7 +29,6 @@ struct unwrap_task<Task<T>> {
 };
 }  // namespace detail
 
-template <class F, class... Args>
 /// A function and copies of its arguments: one input of a gather. Make one
 /// with concur::call(). Copyable when F and Args are.
 ///
@@ -38,15 +37,16 @@ template <class F, class... Args>
 /// concurrently. A coroutine `fn` taking its parameters by reference sees
 /// the Call's copies: the Call must then outlive the task (a range gather
 /// keeps its range alive; the blocking Executor functions do so for you).
+template <class F, class... Args>
 class Call {
  public:
-  using raw_result = std::invoke_result_t<const F&, const Args&...>;
   /// What `fn(args...)` returns: a Task<T>, or a plain T.
-  using value_type = typename detail::unwrap_task<raw_result>::type;
+  using raw_result = std::invoke_result_t<const F&, const Args&...>;
   /// The task's value type: T of Task<T>, else raw_result.
+  using value_type = typename detail::unwrap_task<raw_result>::type;
 
-  Call(F fn, Args... args) : fn_(std::move(fn)), args_(std::move(args)...) {}
   /// Stores `fn` and `args`; throws only what moving them throws.
+  Call(F fn, Args... args) : fn_(std::move(fn)), args_(std::move(args)...) {}
 
   /// Starts nothing: returns the lazy task that runs the call. Whatever the
   /// function throws while running becomes the task's failure; a coroutine
@@ -79,12 +79,12 @@ class Call {
     return "task";
   }
 
+  /// The stored function (e.g. to serialise a registered call).
   const F& function() const noexcept { return fn_; }
+  /// The stored arguments, in order.
   const std::tuple<Args...>& arguments() const noexcept { return args_; }
 
-  /// The stored function (e.g. to serialise a registered call).
  private:
-  /// The stored arguments, in order.
   static Task<value_type> run_plain(const Call* self) {
     if constexpr (std::is_void_v<value_type>) {
       std::apply(self->fn_, self->args_);

@@ -47,6 +47,9 @@ struct Config {
   std::size_t stack_kb = 64;
 
   /// Defaults, then the TOML file named by CONCUR_CONFIG (if set), then CONCUR_*.
+  /// Throws ConfigError for an unreadable or malformed file, an unknown key or
+  /// CONCUR_* variable, or a bad value. Reads the environment: do not call it
+  /// while another thread changes the environment (setenv).
   static Config from_env();
   /// Defaults, then the TOML file at `path`. Throws ConfigError like from_env().
   static Config from_file(const std::string& path);
@@ -54,9 +57,6 @@ struct Config {
   /// Sets one key from text. Throws ConfigError naming the key, the value,
   /// what is accepted and `source` (e.g. "CONCUR_WORKERS" or "concur.toml").
   void set(std::string_view key, std::string_view value, std::string_view source = "code");
-  /// Throws ConfigError for an unreadable or malformed file, an unknown key or
-  /// CONCUR_* variable, or a bad value. Reads the environment: do not call it
-  /// while another thread changes the environment (setenv).
   /// Applies every key of a TOML file (top-level `key = value` pairs; strings
   /// or integers); unknown keys are errors. Throws ConfigError naming the file
   /// when it cannot be read or parsed, or like set() for a key; keys applied

@@ -258,9 +258,9 @@ auto gather_settled(GatherOptions options, Cs... calls) {
 }
 
 /// Runs a range of calls; a vector of values in input order (void: nothing).
+/// Fail-fast with the same errors as gather(calls...).
 /// An lvalue range must outlive the awaited task; an rvalue range is moved in.
 template <CallRange R>
-/// Fail-fast with the same errors as gather(calls...).
 auto gather(R&& calls, GatherOptions options = {}) {
   return detail::gather_range<detail::GatherMode::fail_fast>(
       std::views::all(std::forward<R>(calls)), std::move(options), nullptr);

@@ -69,8 +69,6 @@ struct TaskPromise : TaskResult<T> {
 
 }  // namespace detail
 
-template <class T>
-class [[nodiscard]] Task {
 /// A lazy coroutine producing a T (or nothing for Task<void>), or an exception.
 ///
 /// Write `Task<T> f(...) { ... co_return v; }`; calling f creates the frame
@@ -80,16 +78,18 @@ class [[nodiscard]] Task {
 /// frame may resume on a different thread after each wait (thread_pool,
 /// fibers with several threads), so do not keep thread-local state across a
 /// co_await.
+template <class T>
+class [[nodiscard]] Task {
  public:
   using promise_type = detail::TaskPromise<T>;
   using value_type = T;
   using handle_type = std::coroutine_handle<promise_type>;
 
-  Task() noexcept = default;
-  explicit Task(handle_type h) noexcept : h_(h) {}
   /// An empty task (valid() is false); only assigning to it is useful.
-  Task(Task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  Task() noexcept = default;
   /// Adopts a coroutine frame (used by promise types; owns and destroys it).
+  explicit Task(handle_type h) noexcept : h_(h) {}
+  Task(Task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
   Task& operator=(Task&& o) noexcept {
     if (this != &o) {
       reset();
@@ -101,23 +101,23 @@ class [[nodiscard]] Task {
   Task& operator=(const Task&) = delete;
   ~Task() { reset(); }
 
-  bool valid() const noexcept { return static_cast<bool>(h_); }
-  bool done() const noexcept { return h_ && h_.done(); }
   /// True when the task owns a coroutine frame (not empty, not moved from).
-
+  bool valid() const noexcept { return static_cast<bool>(h_); }
   /// True once the coroutine has finished (with a value or an exception).
-  auto operator co_await() && noexcept { return Awaiter{h_}; }
-  auto operator co_await() & noexcept { return Awaiter{h_}; }
+  bool done() const noexcept { return h_ && h_.done(); }
+
   /// Runs the task and resumes the awaiter with its value; an exception the
   /// task let escape is rethrown here. Await a task at most once; the task
   /// must be valid().
+  auto operator co_await() && noexcept { return Awaiter{h_}; }
+  auto operator co_await() & noexcept { return Awaiter{h_}; }
 
   /// Releases ownership of the frame (used by executors that manage it); the
   /// caller must destroy it.
   handle_type release() noexcept { return std::exchange(h_, {}); }
+  /// The frame, still owned by this task (null when !valid()).
   handle_type handle() const noexcept { return h_; }
 
-  /// The frame, still owned by this task (null when !valid()).
  private:
   struct Awaiter {
     handle_type h;
