@@ -1,0 +1,83 @@
+// concur-fake-llm: the fake OpenAI-compatible server as a program.
+//
+//   concur-fake-llm --port 8080 --latency lognormal:1500ms,0.5 --fault-rate 429=0.05
+//
+// Prints "listening on http://HOST:PORT/v1" on stdout once it accepts
+// connections (so a parent that passed --port 0 can read the port), then
+// serves until SIGINT or SIGTERM and prints its final /stats line.
+#include <pthread.h>
+#include <CLI/CLI.hpp>
+#include <concur/fake_llm.hpp>
+#include <csignal>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+namespace fl = concur::fake_llm;
+
+int main(int argc, char** argv) {
+  CLI::App app{"concur-fake-llm: a loopback OpenAI-compatible chat-completions server"};
+  fl::ServerOptions opts;
+  std::string latency = "0ms";
+  std::string faults;
+  long long retry_after_ms = opts.retry_after.count();
+  long long slow_ms = opts.slow_latency.count();
+  app.add_option("--host", opts.host, "address to listen on")->capture_default_str();
+  app.add_option("-p,--port", opts.port, "port (0 = any free port)")->capture_default_str();
+  app.add_option("--latency", latency,
+                 "reply latency: 200ms | fixed:200ms | uniform:100ms..500ms | "
+                 "lognormal:MEDIAN,SIGMA (e.g. lognormal:1500ms,0.5)")
+      ->capture_default_str();
+  app.add_option("--seed", opts.seed, "seed of latency draws and random faults")
+      ->capture_default_str();
+  app.add_option("--fault-rate", faults,
+                 "random faults: KIND=RATE,... with KIND 429|500|reset|malformed|slow "
+                 "(e.g. 429=0.05,reset=0.01)");
+  app.add_option("--threads", opts.threads, "I/O threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--retry-after-ms", retry_after_ms, "what a 429 asks the client to wait")
+      ->check(CLI::Range(0LL, 3600000LL))
+      ->capture_default_str();
+  app.add_option("--slow-ms", slow_ms, "latency of a 'slow' fault")
+      ->check(CLI::Range(0LL, 3600000LL))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    opts.latency = fl::Latency::parse(latency);
+    if (!faults.empty()) opts.faults = fl::FaultRates::parse(faults);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "concur-fake-llm: %s\n", e.what());
+    return 2;
+  }
+  opts.retry_after = std::chrono::milliseconds(retry_after_ms);
+  opts.slow_latency = std::chrono::milliseconds(slow_ms);
+
+  // Block the stop signals before the server starts its threads, so that they
+  // inherit the mask and only sigwait below receives them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+
+  try {
+    fl::Server server(opts);
+    std::printf("listening on %s (latency %s, seed %llu)\n", server.base_url().c_str(),
+                opts.latency.describe().c_str(), static_cast<unsigned long long>(opts.seed));
+    std::fflush(stdout);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    const auto s = server.stats();
+    std::printf("stopped by signal %d: %llu requests, max %llu in flight, max %llu connections\n",
+                sig, static_cast<unsigned long long>(s.requests),
+                static_cast<unsigned long long>(s.max_in_flight),
+                static_cast<unsigned long long>(s.max_connections));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "concur-fake-llm: cannot serve on %s:%u: %s\n", opts.host.c_str(),
+                 static_cast<unsigned>(opts.port), e.what());
+    return 1;
+  }
+  return 0;
+}

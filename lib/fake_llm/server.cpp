@@ -1,0 +1,428 @@
+// The fake server's networking: Boost.Beast on an io_context run by a few
+// threads. Each connection is a Session on its own strand; a delayed reply is
+// a steady_timer, never a sleeping thread, so thousands of requests can wait
+// at once at the cost of a timer each.
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "concur/fake_llm.hpp"
+#include "protocol.hpp"
+
+namespace concur::fake_llm {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using std::chrono::milliseconds;
+
+namespace {
+
+// An idle keep-alive connection is dropped after this long without a request.
+constexpr auto kIdleTimeout = std::chrono::minutes(5);
+constexpr std::string_view kServerName = "concur-fake-llm";
+
+void raise_max(std::atomic<std::uint64_t>& max, std::uint64_t now) {
+  std::uint64_t seen = max.load();
+  while (now > seen && !max.compare_exchange_weak(seen, now)) {
+  }
+}
+
+}  // namespace
+
+namespace detail {
+
+// Everything one server owns; Server::Impl is just this.
+struct Core {
+  explicit Core(ServerOptions o);
+  ~Core();
+
+  /// What happens to one chat completion: a fault (or none) after a delay.
+  struct Decision {
+    detail::Fault fault = detail::Fault::none;
+    milliseconds delay{0};
+  };
+  Decision decide(const detail::ChatRequest& req, const detail::Markers& markers);
+  void accept();
+
+  void request_started() {
+    ++requests;
+    raise_max(max_in_flight, ++in_flight);
+  }
+  void request_finished(std::optional<int> status) {
+    --in_flight;
+    if (status) {
+      std::lock_guard lock(mu);
+      ++by_status[*status];
+    } else {
+      ++resets;
+    }
+  }
+  void connection_opened() { raise_max(max_connections, ++connections); }
+  void connection_closed() { --connections; }
+
+  ServerOptions opts;
+  std::atomic<std::uint64_t> requests{0}, in_flight{0}, max_in_flight{0}, connections{0},
+      max_connections{0}, resets{0}, next_id{0};
+  mutable std::mutex mu;  // guards by_status, rng and seen
+  std::map<int, std::uint64_t> by_status;
+  std::mt19937_64 rng;
+  std::unordered_map<std::string, int> seen;  // prompt -> requests so far (count markers)
+
+  // Declared after the state above: destroying the io_context destroys the
+  // sessions still queued in it, and they update these counters as they go.
+  net::io_context ioc;
+  tcp::acceptor acceptor;
+  net::steady_timer accept_retry;
+  std::vector<std::thread> threads;
+  std::uint16_t port = 0;
+};
+
+}  // namespace detail
+
+struct Server::Impl : detail::Core {
+  using Core::Core;
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, detail::Core& server)
+      : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(server) {
+    server_.connection_opened();
+  }
+  ~Session() {
+    if (in_chat_) server_.request_finished(std::nullopt);
+    server_.connection_closed();
+  }
+
+  void start() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::read_header, shared_from_this()));
+  }
+
+ private:
+  void read_header() {
+    parser_.emplace();
+    parser_->body_limit(server_.opts.max_body_bytes);
+    stream_.expires_after(kIdleTimeout);
+    http::async_read_header(stream_, buffer_, *parser_,
+                            beast::bind_front_handler(&Session::on_header, shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, std::size_t) {
+    if (ec) return;  // closed, timed out or garbage: the connection just ends
+    // curl sends "Expect: 100-continue" before large bodies and waits for this.
+    if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+      http::async_write(stream_, *cont,
+                        [self = shared_from_this(), cont](beast::error_code wec, std::size_t) {
+                          if (!wec) self->read_body();
+                        });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    http::async_read(stream_, buffer_, *parser_,
+                     beast::bind_front_handler(&Session::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec == http::error::body_limit) {
+      keep_alive_ = false;
+      version_ = parser_->get().version();
+      return reply(http::status::payload_too_large,
+                   detail::error_body("request body exceeds " +
+                                          std::to_string(server_.opts.max_body_bytes) + " bytes",
+                                      "invalid_request_error", "request_too_large"));
+    }
+    if (ec) return;
+    stream_.expires_never();
+    req_ = parser_->release();
+    keep_alive_ = req_.keep_alive();
+    version_ = req_.version();
+    route();
+  }
+
+  void route() {
+    std::string_view target(req_.target().data(), req_.target().size());
+    target = target.substr(0, target.find('?'));
+    const auto method = req_.method();
+    if (target == "/v1/chat/completions" || target == "/chat/completions") {
+      if (method == http::verb::post) return chat();
+      return method_not_allowed("POST");
+    }
+    if (target == "/stats") {
+      if (method == http::verb::get) return reply(http::status::ok, detail::stats_body(stats()));
+      return method_not_allowed("GET");
+    }
+    if (target == "/stats/reset" && method == http::verb::post) {
+      reset_stats();
+      return reply(http::status::ok, R"({"reset":true})");
+    }
+    if (target == "/v1/models" && method == http::verb::get)
+      return reply(http::status::ok, detail::models_body());
+    if (target.starts_with("/v1/models/") && method == http::verb::get)
+      return reply(http::status::ok, detail::model_body(target.substr(11)));
+    reply(http::status::not_found,
+          detail::error_body("Unknown request URL: " + std::string(req_.method_string()) + " " +
+                                 std::string(target),
+                             "invalid_request_error", "unknown_url"));
+  }
+
+  void method_not_allowed(std::string_view allowed) {
+    reply(http::status::method_not_allowed,
+          detail::error_body("use " + std::string(allowed) + " for " +
+                                 std::string(req_.target().data(), req_.target().size()),
+                             "invalid_request_error", "method_not_allowed"));
+  }
+
+  void chat() {
+    in_chat_ = true;
+    server_.request_started();
+    detail::ChatRequest request;
+    detail::Markers markers;
+    try {
+      request = detail::parse_chat_request(req_.body());
+      markers = detail::parse_markers(request.last_user);
+    } catch (const detail::BadRequest& e) {
+      return reply(http::status::bad_request,
+                   detail::error_body(e.what(), "invalid_request_error", "invalid_request"));
+    }
+    const auto decision = server_.decide(request, markers);
+    if (decision.fault == detail::Fault::too_many_requests) return too_many_requests();
+    timer_.expires_after(decision.delay);
+    timer_.async_wait([self = shared_from_this(), request = std::move(request),
+                       fault = decision.fault](beast::error_code ec) {
+      if (!ec) self->answer(request, fault);
+    });
+  }
+
+  void answer(const detail::ChatRequest& request, detail::Fault fault) {
+    using detail::Fault;
+    switch (fault) {
+      case Fault::reset: {
+        // SO_LINGER 0 makes close() send RST: the client sees "connection reset".
+        beast::error_code ignored;
+        stream_.socket().set_option(net::socket_base::linger(true, 0), ignored);
+        stream_.close();
+        in_chat_ = false;
+        server_.request_finished(std::nullopt);
+        return;
+      }
+      case Fault::server_error:
+        return reply(http::status::internal_server_error,
+                     detail::error_body("The server had an error while processing your request "
+                                        "(concur-fake-llm injected fault).",
+                                        "server_error", "internal_error"));
+      case Fault::malformed:
+        return reply(http::status::ok,
+                     "<html><body>upstream hiccup: concur-fake-llm injected a malformed "
+                     "body</body></html>");
+      default:
+        return reply(
+            http::status::ok,
+            detail::completion_body(request, reply_for(request.last_user), ++server_.next_id));
+    }
+  }
+
+  void too_many_requests() {
+    const auto ms = server_.opts.retry_after.count();
+    prepare(http::status::too_many_requests,
+            detail::error_body("Rate limit reached for requests (concur-fake-llm injected "
+                               "fault). Please try again in " +
+                                   std::to_string(ms) + "ms.",
+                               "requests", "rate_limit_exceeded"));
+    res_.set(http::field::retry_after, std::to_string((ms + 999) / 1000));
+    res_.set("retry-after-ms", std::to_string(ms));
+    write();
+  }
+
+  void prepare(http::status status, std::string body) {
+    res_ = {};
+    res_.version(version_);
+    res_.result(status);
+    res_.set(http::field::server, kServerName);
+    res_.set(http::field::content_type, "application/json");
+    res_.keep_alive(keep_alive_);
+    res_.body() = std::move(body);
+    res_.prepare_payload();
+  }
+
+  void reply(http::status status, std::string body) {
+    prepare(status, std::move(body));
+    write();
+  }
+
+  void write() {
+    // Counted as answered before the bytes leave, so a client that has its
+    // reply never sees it still in flight in /stats.
+    if (in_chat_) {
+      in_chat_ = false;
+      server_.request_finished(res_.result_int());
+    }
+    http::async_write(stream_, res_,
+                      beast::bind_front_handler(&Session::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t) {
+    if (ec) return;
+    if (!keep_alive_) {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      return;
+    }
+    read_header();
+  }
+
+  Stats stats() const;
+  void reset_stats();
+
+  beast::tcp_stream stream_;
+  net::steady_timer timer_;
+  detail::Core& server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::request<http::string_body> req_;
+  http::response<http::string_body> res_;
+  bool keep_alive_ = true;
+  unsigned version_ = 11;
+  bool in_chat_ = false;  // a chat completion is counted in flight
+};
+
+Stats snapshot(const detail::Core& s) {
+  Stats out;
+  out.requests = s.requests.load();
+  out.in_flight = s.in_flight.load();
+  out.max_in_flight = s.max_in_flight.load();
+  out.connections = s.connections.load();
+  out.max_connections = s.max_connections.load();
+  out.resets = s.resets.load();
+  std::lock_guard lock(s.mu);
+  out.by_status = s.by_status;
+  return out;
+}
+
+void reset(detail::Core& s) {
+  std::lock_guard lock(s.mu);
+  s.requests = 0;
+  s.resets = 0;
+  s.max_in_flight = s.in_flight.load();
+  s.max_connections = s.connections.load();
+  s.by_status.clear();
+}
+
+Stats Session::stats() const { return snapshot(server_); }
+void Session::reset_stats() { reset(server_); }
+
+}  // namespace
+
+detail::Core::Core(ServerOptions o)
+    : opts(std::move(o)),
+      rng(opts.seed),
+      ioc(std::max(1, opts.threads)),
+      acceptor(ioc),
+      accept_retry(ioc) {
+  const tcp::endpoint endpoint(net::ip::make_address(opts.host), opts.port);
+  acceptor.open(endpoint.protocol());
+  acceptor.set_option(net::socket_base::reuse_address(true));
+  acceptor.bind(endpoint);
+  acceptor.listen(net::socket_base::max_listen_connections);
+  port = acceptor.local_endpoint().port();
+  accept();
+  const int n = std::max(1, opts.threads);
+  threads.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) threads.emplace_back([this] { ioc.run(); });
+}
+
+detail::Core::~Core() {
+  ioc.stop();
+  for (auto& t : threads) t.join();
+  beast::error_code ignored;
+  acceptor.close(ignored);
+}
+
+void detail::Core::accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+    if (ec) {
+      // Out of file descriptors (or similar): try again shortly rather than spin.
+      accept_retry.expires_after(milliseconds(50));
+      accept_retry.async_wait([this](beast::error_code wec) {
+        if (!wec) accept();
+      });
+      return;
+    }
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    std::make_shared<Session>(std::move(socket), *this)->start();
+    accept();
+  });
+}
+
+detail::Core::Decision detail::Core::decide(const detail::ChatRequest& req,
+                                            const detail::Markers& markers) {
+  using detail::Fault;
+  Decision d;
+  std::lock_guard lock(mu);
+  if (markers.fault != Fault::none) {
+    if (markers.count) {
+      const int n = ++seen[req.last_user];
+      d.fault = n <= *markers.count ? markers.fault : Fault::none;
+    } else {
+      d.fault = markers.fault;
+    }
+  } else if (const auto& r = opts.faults; r.total() > 0) {
+    double u = std::uniform_real_distribution<double>(0, 1)(rng);
+    for (auto [rate, fault] :
+         {std::pair{r.too_many_requests, Fault::too_many_requests},
+          std::pair{r.server_error, Fault::server_error}, std::pair{r.reset, Fault::reset},
+          std::pair{r.malformed, Fault::malformed}, std::pair{r.slow, Fault::slow}}) {
+      if (u < rate) {
+        d.fault = fault;
+        break;
+      }
+      u -= rate;
+    }
+  }
+  if (d.fault == Fault::slow) {
+    d.delay = opts.slow_latency;
+  } else if (markers.latency) {
+    d.delay = *markers.latency;
+  } else {
+    const Latency& l = opts.latency;
+    double ms = static_cast<double>(l.base.count());
+    if (l.kind == Latency::Kind::uniform) {
+      ms = std::uniform_real_distribution<double>(static_cast<double>(l.base.count()),
+                                                  static_cast<double>(l.upper.count()))(rng);
+    } else if (l.kind == Latency::Kind::log_normal && l.base.count() > 0) {
+      ms = std::lognormal_distribution<double>(std::log(ms), l.sigma)(rng);
+    }
+    d.delay = milliseconds(std::llround(ms));
+  }
+  return d;
+}
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Server::~Server() = default;
+
+std::uint16_t Server::port() const noexcept { return impl_->port; }
+std::string Server::base_url() const {
+  return "http://" + impl_->opts.host + ":" + std::to_string(impl_->port) + "/v1";
+}
+Stats Server::stats() const { return snapshot(*impl_); }
+void Server::reset_stats() { reset(*impl_); }
+const ServerOptions& Server::options() const noexcept { return impl_->opts; }
+
+}  // namespace concur::fake_llm

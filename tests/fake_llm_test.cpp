@@ -1,0 +1,355 @@
+// concur-fake-llm from the outside: a plain Beast client checks the reply
+// shape, determinism, every fault, the stats, and many concurrent keep-alive
+// connections (in-process, and 10,000 against the program in its own process).
+#include <gtest/gtest.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <concur/fake_llm.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+namespace fl = concur::fake_llm;
+using tcp = net::ip::tcp;
+using namespace std::chrono_literals;
+
+struct Reply {
+  int status = 0;
+  std::string body;
+  http::response<http::string_body> raw;
+  json::value json() const { return json::parse(body); }
+};
+
+std::string chat_body(const std::string& user, const std::string& model = "test-model") {
+  return json::serialize(json::object{
+      {"model", model},
+      {"messages", json::array{json::object{{"role", "system"}, {"content", "Be brief."}},
+                               json::object{{"role", "user"}, {"content", user}}}}});
+}
+
+// One request on a fresh connection; throws beast::system_error on a
+// transport failure (e.g. a reset).
+Reply exchange(std::uint16_t port, http::verb verb, const std::string& target,
+               const std::string& body = "") {
+  net::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  http::request<http::string_body> req(verb, target, 11);
+  req.set(http::field::host, "127.0.0.1");
+  req.set(http::field::content_type, "application/json");
+  req.body() = body;
+  req.prepare_payload();
+  http::write(stream, req);
+  beast::flat_buffer buffer;
+  Reply r;
+  http::read(stream, buffer, r.raw);
+  r.status = r.raw.result_int();
+  r.body = r.raw.body();
+  return r;
+}
+
+Reply chat(std::uint16_t port, const std::string& user) {
+  return exchange(port, http::verb::post, "/v1/chat/completions", chat_body(user));
+}
+
+std::string content_of(const Reply& r) {
+  return std::string(r.json().at("choices").at(0).at("message").at("content").as_string().c_str());
+}
+
+fl::ServerOptions quick() {
+  fl::ServerOptions o;
+  o.latency = fl::Latency::fixed(5ms);
+  o.retry_after = 250ms;
+  o.slow_latency = 400ms;
+  return o;
+}
+
+TEST(FakeLlm, ChatCompletionHasTheOpenAiShape) {
+  fl::Server server(quick());
+  EXPECT_NE(server.port(), 0);
+  EXPECT_EQ(server.base_url(), "http://127.0.0.1:" + std::to_string(server.port()) + "/v1");
+  const Reply r = chat(server.port(), "Hello, how are you today?");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.raw[http::field::content_type], "application/json");
+  const auto v = r.json().as_object();
+  EXPECT_TRUE(v.at("id").as_string().starts_with("chatcmpl-"));
+  EXPECT_EQ(v.at("object").as_string(), "chat.completion");
+  EXPECT_GT(v.at("created").to_number<std::int64_t>(), 1600000000);
+  EXPECT_EQ(v.at("model").as_string(), "test-model");
+  const auto& choice = v.at("choices").at(0).as_object();
+  EXPECT_EQ(choice.at("index").to_number<int>(), 0);
+  EXPECT_EQ(choice.at("message").at("role").as_string(), "assistant");
+  EXPECT_EQ(content_of(r), fl::reply_for("Hello, how are you today?"));
+  EXPECT_EQ(choice.at("finish_reason").as_string(), "stop");
+  const auto& usage = v.at("usage").as_object();
+  EXPECT_GT(usage.at("prompt_tokens").to_number<int>(), 0);
+  EXPECT_GT(usage.at("completion_tokens").to_number<int>(), 0);
+  EXPECT_EQ(
+      usage.at("total_tokens").to_number<int>(),
+      usage.at("prompt_tokens").to_number<int>() + usage.at("completion_tokens").to_number<int>());
+}
+
+TEST(FakeLlm, RepliesAreDeterministicAndDistinctPerPrompt) {
+  EXPECT_EQ(fl::reply_for("a"), fl::reply_for("a"));
+  EXPECT_NE(fl::reply_for("a"), fl::reply_for("b"));
+  EXPECT_NE(fl::reply_for("a").find('a'), std::string::npos);
+  fl::Server server(quick());
+  EXPECT_EQ(content_of(chat(server.port(), "one")), content_of(chat(server.port(), "one")));
+  EXPECT_EQ(content_of(chat(server.port(), "two")), fl::reply_for("two"));
+}
+
+TEST(FakeLlm, ModelsAndUnknownRoutes) {
+  fl::Server server(quick());
+  const Reply models = exchange(server.port(), http::verb::get, "/v1/models");
+  ASSERT_EQ(models.status, 200);
+  EXPECT_EQ(models.json().at("data").at(0).at("id").as_string(), fl::kDefaultModel);
+  const Reply missing = exchange(server.port(), http::verb::get, "/v1/nothing");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.json().at("error").at("code").as_string(), "unknown_url");
+  const Reply wrong_verb = exchange(server.port(), http::verb::get, "/v1/chat/completions");
+  EXPECT_EQ(wrong_verb.status, 405);
+}
+
+TEST(FakeLlm, BadRequestsGetOpenAiErrorBodies) {
+  fl::Server server(quick());
+  for (const std::string& body :
+       {std::string("not json"), std::string(R"({"messages":[]})"),
+        std::string(R"({"messages":[{"role":"system","content":"x"}]})"),
+        chat_body("hi [[fault:teapot]]"), chat_body("hi [[latency:soon]]")}) {
+    SCOPED_TRACE(body);
+    const Reply r = exchange(server.port(), http::verb::post, "/v1/chat/completions", body);
+    EXPECT_EQ(r.status, 400);
+    const json::object err = r.json().at("error").as_object();
+    EXPECT_EQ(err.at("type").as_string(), "invalid_request_error");
+    EXPECT_FALSE(err.at("message").as_string().empty());
+    EXPECT_TRUE(err.contains("code"));
+  }
+}
+
+TEST(FakeLlm, TooManyRequestsCarriesRetryAfter) {
+  fl::Server server(quick());
+  const Reply r = chat(server.port(), "hi [[fault:429]]");
+  ASSERT_EQ(r.status, 429);
+  EXPECT_EQ(r.raw["retry-after-ms"], "250");
+  EXPECT_EQ(r.raw[http::field::retry_after], "1");
+  const json::object err = r.json().at("error").as_object();
+  EXPECT_EQ(err.at("code").as_string(), "rate_limit_exceeded");
+  EXPECT_FALSE(err.at("message").as_string().empty());
+  EXPECT_TRUE(err.contains("type"));
+  EXPECT_EQ(chat(server.port(), "hi [[fault:429]]").status, 429) << "no count: always fails";
+}
+
+TEST(FakeLlm, ServerErrorHasAnErrorBody) {
+  fl::Server server(quick());
+  const Reply r = chat(server.port(), "hi [[fault:500]]");
+  ASSERT_EQ(r.status, 500);
+  EXPECT_EQ(r.json().at("error").at("type").as_string(), "server_error");
+}
+
+TEST(FakeLlm, ResetDropsTheConnection) {
+  fl::Server server(quick());
+  try {
+    chat(server.port(), "hi [[fault:reset]]");
+    FAIL() << "expected the connection to be reset";
+  } catch (const beast::system_error& e) {
+    EXPECT_EQ(e.code(), net::error::connection_reset) << e.code().message();
+  }
+  EXPECT_EQ(server.stats().resets, 1u);
+  EXPECT_EQ(server.stats().in_flight, 0u);
+}
+
+TEST(FakeLlm, MalformedIsA200WhoseBodyIsNotJson) {
+  fl::Server server(quick());
+  const Reply r = chat(server.port(), "hi [[fault:malformed]]");
+  ASSERT_EQ(r.status, 200);
+  boost::system::error_code ec;
+  (void)json::parse(r.body, ec);
+  EXPECT_TRUE(ec) << r.body;
+}
+
+TEST(FakeLlm, SlowAndLatencyMarkersSetTheDelay) {
+  fl::Server server(quick());
+  auto timed = [&](const std::string& prompt) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const Reply r = chat(server.port(), prompt);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return std::chrono::steady_clock::now() - t0;
+  };
+  EXPECT_GE(timed("hi [[fault:slow]]"), 400ms);
+  EXPECT_GE(timed("hi [[latency:300ms]]"), 300ms);
+  EXPECT_LT(timed("hi [[latency:0ms]]"), 300ms);
+}
+
+TEST(FakeLlm, CountedFaultFailsTheFirstNThenSucceeds) {
+  fl::Server server(quick());
+  const std::string prompt = "retry me [[fault:429:2]]";
+  EXPECT_EQ(chat(server.port(), prompt).status, 429);
+  EXPECT_EQ(chat(server.port(), "another [[fault:429:2]]").status, 429) << "counted per prompt";
+  EXPECT_EQ(chat(server.port(), prompt).status, 429);
+  const Reply ok = chat(server.port(), prompt);
+  ASSERT_EQ(ok.status, 200);
+  EXPECT_EQ(content_of(ok), fl::reply_for(prompt));
+  EXPECT_EQ(chat(server.port(), "boom [[fault:500:1]]").status, 500);
+  EXPECT_EQ(chat(server.port(), "boom [[fault:500:1]]").status, 200);
+}
+
+TEST(FakeLlm, RandomFaultsFollowTheSeed) {
+  auto statuses = [](std::uint64_t seed) {
+    auto o = quick();
+    o.latency = fl::Latency::uniform(0ms, 2ms);
+    o.faults.too_many_requests = 0.3;
+    o.faults.server_error = 0.3;
+    o.seed = seed;
+    fl::Server server(o);
+    std::vector<int> out;
+    for (int i = 0; i < 30; ++i) out.push_back(chat(server.port(), "q" + std::to_string(i)).status);
+    return out;
+  };
+  const auto a = statuses(7);
+  EXPECT_EQ(a, statuses(7));
+  EXPECT_NE(std::count(a.begin(), a.end(), 200), 30);
+  EXPECT_NE(std::count(a.begin(), a.end(), 200), 0);
+}
+
+TEST(FakeLlm, StatsCountRequestsAndStatuses) {
+  fl::Server server(quick());
+  chat(server.port(), "a");
+  chat(server.port(), "b");
+  chat(server.port(), "c [[fault:429]]");
+  auto s = server.stats();
+  EXPECT_EQ(s.requests, 3u);
+  EXPECT_EQ(s.in_flight, 0u);
+  EXPECT_EQ(s.max_in_flight, 1u);
+  EXPECT_EQ(s.by_status[200], 2u);
+  EXPECT_EQ(s.by_status[429], 1u);
+  const Reply r = exchange(server.port(), http::verb::get, "/stats");
+  ASSERT_EQ(r.status, 200);
+  const auto v = r.json().as_object();
+  EXPECT_EQ(v.at("requests").to_number<int>(), 3);
+  EXPECT_EQ(v.at("by_status").at("200").to_number<int>(), 2);
+  EXPECT_EQ(exchange(server.port(), http::verb::post, "/stats/reset").status, 200);
+  s = server.stats();
+  EXPECT_EQ(s.requests, 0u);
+  EXPECT_TRUE(s.by_status.empty());
+}
+
+TEST(FakeLlm, OptionTextsParseOrNameTheProblem) {
+  EXPECT_EQ(fl::Latency::parse("200ms").describe(), "fixed:200ms");
+  EXPECT_EQ(fl::Latency::parse("1.5s").base, 1500ms);
+  EXPECT_EQ(fl::Latency::parse("uniform:100ms..500ms").describe(), "uniform:100ms..500ms");
+  EXPECT_EQ(fl::Latency::parse("lognormal:1500ms,0.4").describe(), "lognormal:1500ms,0.4");
+  EXPECT_THROW(fl::Latency::parse("gaussian:5ms"), std::invalid_argument);
+  EXPECT_THROW(fl::Latency::parse("uniform:5ms..1ms"), std::invalid_argument);
+  try {
+    fl::Latency::parse("abc");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'abc'"), std::string::npos) << e.what();
+  }
+  const auto r = fl::FaultRates::parse("429=0.1, reset=0.05");
+  EXPECT_DOUBLE_EQ(r.too_many_requests, 0.1);
+  EXPECT_DOUBLE_EQ(r.reset, 0.05);
+  EXPECT_THROW(fl::FaultRates::parse("418=0.1"), std::invalid_argument);
+  EXPECT_THROW(fl::FaultRates::parse("429=1.5"), std::invalid_argument);
+  EXPECT_THROW(fl::FaultRates::parse("429=0.6,500=0.6"), std::invalid_argument);
+}
+
+// N clients on one thread, each on its own keep-alive connection, all
+// waiting at once; every connection stays open until all have their reply.
+struct ManyClients {
+  struct Conn {
+    explicit Conn(net::io_context& ioc) : stream(ioc) {}
+    beast::tcp_stream stream;
+    http::request<http::string_body> req;
+    http::response<http::string_body> res;
+    beast::flat_buffer buffer;
+    std::string prompt;
+  };
+
+  ManyClients(std::uint16_t port, int n) {
+    const tcp::endpoint at(net::ip::make_address("127.0.0.1"), port);
+    for (int i = 0; i < n; ++i) {
+      auto c = std::make_unique<Conn>(ioc);
+      c->prompt = "client " + std::to_string(i) + " [[latency:800ms]]";
+      c->req = {http::verb::post, "/v1/chat/completions", 11};
+      c->req.set(http::field::host, "127.0.0.1");
+      c->req.body() = chat_body(c->prompt);
+      c->req.prepare_payload();
+      Conn* raw = c.get();
+      raw->stream.async_connect(at, [this, raw](beast::error_code ec) {
+        if (ec) return fail(ec);
+        http::async_write(raw->stream, raw->req, [this, raw](beast::error_code wec, std::size_t) {
+          if (wec) return fail(wec);
+          http::async_read(raw->stream, raw->buffer, raw->res,
+                           [this, raw](beast::error_code rec, std::size_t) {
+                             if (rec) return fail(rec);
+                             if (raw->res.result_int() == 200 &&
+                                 json::parse(raw->res.body())
+                                         .at("choices")
+                                         .at(0)
+                                         .at("message")
+                                         .at("content")
+                                         .as_string() == fl::reply_for(raw->prompt))
+                               ++ok;
+                             else
+                               ++failed;
+                           });
+        });
+      });
+      conns.push_back(std::move(c));
+    }
+  }
+  void fail(beast::error_code ec) {
+    ++failed;
+    if (first_error.empty()) first_error = ec.message();
+  }
+
+  net::io_context ioc{1};
+  std::vector<std::unique_ptr<Conn>> conns;
+  int ok = 0;
+  int failed = 0;
+  std::string first_error;
+};
+
+TEST(FakeLlm, HoldsThousandsOfConcurrentKeepAliveConnectionsInProcess) {
+  constexpr int n = 2000;  // both ends in one process: 2n descriptors
+  fl::Server server(quick());
+  ManyClients clients(server.port(), n);
+  clients.ioc.run();
+  EXPECT_EQ(clients.ok, n) << clients.first_error;
+  const auto s = server.stats();
+  EXPECT_EQ(s.connections, static_cast<std::uint64_t>(n)) << "keep-alive connections stay open";
+  EXPECT_EQ(s.max_connections, static_cast<std::uint64_t>(n));
+  EXPECT_GT(s.max_in_flight, static_cast<std::uint64_t>(n / 2)) << "replies wait on timers";
+  EXPECT_EQ(s.in_flight, 0u);
+}
+
+TEST(FakeLlm, ProgramHoldsTenThousandConnections) {
+  constexpr int n = 10000;
+  fl::ChildServer child(CONCUR_FAKE_LLM_BIN, {"--threads", "2"});
+  ManyClients clients(child.port(), n);
+  clients.ioc.run();
+  EXPECT_EQ(clients.ok, n) << clients.first_error;
+  const Reply r = exchange(child.port(), http::verb::get, "/stats");
+  ASSERT_EQ(r.status, 200);
+  const auto v = r.json().as_object();
+  EXPECT_EQ(v.at("requests").to_number<int>(), n);
+  EXPECT_GE(v.at("connections").to_number<int>(), n) << r.body;
+  EXPECT_GT(v.at("max_in_flight").to_number<int>(), n / 2) << r.body;
+}
+
+TEST(FakeLlm, ChildServerReportsAProgramThatCannotStart) {
+  EXPECT_THROW(fl::ChildServer("/nonexistent/concur-fake-llm"), std::runtime_error);
+}
+
+}  // namespace
