@@ -17,10 +17,25 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-echo "concur: installing missing packages: ${missing[*]}" >&2
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-$sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+# Node.js and npm run the OpenAI SDK compatibility test; a machine that ships
+# its own Node.js (with npm inside) keeps it.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "concur: installing missing packages: ${missing[*]}" >&2
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The compat test (ctest label compat) runs the official npm package `openai`
+# at the version locked in tests/compat; install it once per lock file. A
+# failure here is only a warning: that test then fails saying what is missing.
+compat="$(cd "$(dirname "$0")/.." && pwd)/tests/compat"
+if ! cmp -s "$compat/package-lock.json" "$compat/node_modules/.concur-installed-lock"; then
+  if npm ci --prefix "$compat" --no-audit --no-fund --loglevel=error; then
+    cp "$compat/package-lock.json" "$compat/node_modules/.concur-installed-lock"
+  else
+    echo "concur: warning: npm ci in tests/compat failed; the OpenAI SDK compat test will fail" >&2
+  fi
+fi
