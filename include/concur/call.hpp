@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "concur/detail/route.hpp"
 #include "concur/registry.hpp"
 #include "concur/task.hpp"
 
@@ -52,6 +53,8 @@ class Call {
   /// function throws while running becomes the task's failure; a coroutine
   /// `fn` that throws while copying its parameters throws here.
   Task<value_type> operator()() const {
+    // Under the processes executor the call runs in a worker process.
+    if (detail::routing_active()) return detail::route_call<value_type>(fn_, args_);
     if constexpr (is_task_v<raw_result>) {
       return std::apply(fn_, args_);
     } else {

@@ -9,6 +9,7 @@
 #include "concur/gather.hpp"
 #include "concur/init.hpp"
 #include "concur/options.hpp"
+#include "concur/processes.hpp"
 #include "concur/registry.hpp"
 #include "concur/result.hpp"
 #include "concur/sleep.hpp"

@@ -45,6 +45,13 @@ struct Config {
   int threads = 1;
   /// Stack size of one fiber, in KiB (fibers executor).
   std::size_t stack_kb = 64;
+  /// Program launched as a worker process (processes executor); empty = this program.
+  std::string worker_executable;
+  /// Replace a worker process after this many calls (0 = never).
+  std::size_t max_tasks_per_child = 0;
+  /// How long a cancelled call may take to stop in its worker before the
+  /// worker is killed and replaced (processes executor).
+  std::chrono::milliseconds cancel_grace{1000};
 
   /// Defaults, then the TOML file named by CONCUR_CONFIG (if set), then CONCUR_*.
   /// Throws ConfigError for an unreadable or malformed file, an unknown key or

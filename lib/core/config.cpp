@@ -23,7 +23,7 @@ namespace {
 constexpr std::string_view kFileVariable = "CONCUR_CONFIG";
 
 // The single table behind set(), the environment, TOML and --help.
-constexpr std::array<ConfigKey, 8> kKeys{{
+constexpr std::array<ConfigKey, 11> kKeys{{
     {"executor", "CONCUR_EXECUTOR", "one of the executor names", "event_loop",
      "the concurrency model that runs tasks"},
     {"workers", "CONCUR_WORKERS", "an integer from 1 to 4096", "the executor's own",
@@ -40,6 +40,12 @@ constexpr std::array<ConfigKey, 8> kKeys{{
      "OS threads that run fibers (fibers executor)"},
     {"stack_kb", "CONCUR_STACK_KB", "KiB from 16 to 1048576", "64",
      "stack size of one fiber (fibers executor)"},
+    {"worker_executable", "CONCUR_WORKER_EXECUTABLE", "a path to a program that calls concur::init",
+     "this program", "program launched as a worker process (processes executor)"},
+    {"max_tasks_per_child", "CONCUR_MAX_TASKS_PER_CHILD", "an integer from 0 (never) to 1000000000",
+     "0", "replace a worker process after this many calls (processes executor)"},
+    {"cancel_grace_ms", "CONCUR_CANCEL_GRACE_MS", "milliseconds from 1 to 3600000", "1000",
+     "time a cancelled call gets to stop in its worker before the worker is killed"},
 }};
 
 std::string accepted_executors() {
@@ -119,6 +125,14 @@ void Config::set(std::string_view key, std::string_view value, std::string_view 
         std::chrono::milliseconds(parse_integer(key, value, source, 0, 3'600'000, k->accepted));
   } else if (key == "threads") {
     threads = static_cast<int>(parse_integer(key, value, source, 1, 256, k->accepted));
+  } else if (key == "worker_executable") {
+    worker_executable = std::string(value);
+  } else if (key == "max_tasks_per_child") {
+    max_tasks_per_child =
+        static_cast<std::size_t>(parse_integer(key, value, source, 0, 1'000'000'000, k->accepted));
+  } else if (key == "cancel_grace_ms") {
+    cancel_grace =
+        std::chrono::milliseconds(parse_integer(key, value, source, 1, 3'600'000, k->accepted));
   } else if (key == "stack_kb") {
     stack_kb =
         static_cast<std::size_t>(parse_integer(key, value, source, 16, 1'048'576, k->accepted));
@@ -135,6 +149,8 @@ void Config::validate() const {
   probe.set("stall_ms", std::to_string(stall_threshold.count()), "code");
   probe.set("threads", std::to_string(threads), "code");
   probe.set("stack_kb", std::to_string(stack_kb), "code");
+  probe.set("max_tasks_per_child", std::to_string(max_tasks_per_child), "code");
+  probe.set("cancel_grace_ms", std::to_string(cancel_grace.count()), "code");
 }
 
 void Config::merge_file(const std::string& path) {

@@ -8,6 +8,7 @@
 #include "concur/errors.hpp"
 #include "executors/event_loop.hpp"
 #include "executors/fibers.hpp"
+#include "executors/processes.hpp"
 #include "executors/sequential.hpp"
 #include "executors/thread_pool.hpp"
 
@@ -22,11 +23,12 @@ struct Entry {
 };
 
 // Adding an executor: one line here (and its file under lib/executors/).
-constexpr std::array<Entry, 4> kExecutors{{
+constexpr std::array<Entry, 5> kExecutors{{
     {"sequential", &executors::make_sequential},
     {"event_loop", &executors::make_event_loop},
     {"thread_pool", &executors::make_thread_pool},
     {"fibers", &executors::make_fibers},
+    {"processes", &executors::make_processes},
 }};
 
 constexpr auto kNames = [] {

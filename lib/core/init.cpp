@@ -1,15 +1,22 @@
 #include "concur/init.hpp"
 
+#include "executors/processes/protocol.hpp"
+
 namespace concur {
 
 namespace {
 const char* g_program = "";
-}
+bool g_initialized = false;
+}  // namespace
 
 void init(int argc, char** argv) {
   if (argc > 0 && argv != nullptr && argv[0] != nullptr) g_program = argv[0];
+  g_initialized = true;
+  executors::processes::serve_if_worker();  // a launched worker serves here, then exits
 }
 
 const char* program_path() noexcept { return g_program; }
+
+bool initialized() noexcept { return g_initialized; }
 
 }  // namespace concur

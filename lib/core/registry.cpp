@@ -1,7 +1,12 @@
 #include "concur/registry.hpp"
 
+#include <cxxabi.h>
+
+#include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 
@@ -10,7 +15,10 @@ namespace concur::detail {
 namespace {
 struct Registry {
   std::shared_mutex mutex;
-  std::unordered_map<const void*, std::string> names;
+  // Nodes of unordered_map are stable, so pointers to values stay valid.
+  std::unordered_map<std::string, RegisteredFunction> by_name;
+  std::unordered_map<const void*, RegisteredFunction*> by_address;
+  std::unordered_map<std::string, ErrorFactory> errors;  // by mangled type name
 };
 // A function-local static: registrations run during static initialisation of
 // other translation units, in an order nobody controls.
@@ -18,20 +26,112 @@ Registry& registry() {
   static Registry r;
   return r;
 }
-}  // namespace
 
-bool register_function(std::string_view name, const void* address) {
+std::string demangle(std::string_view mangled) {
+  const std::string m(mangled);
+  int status = 0;
+  std::unique_ptr<char, decltype(&std::free)> out(
+      abi::__cxa_demangle(m.c_str(), nullptr, nullptr, &status), &std::free);
+  return status == 0 && out ? std::string(out.get()) : m;
+}
+
+template <class E>
+void builtin_error(Registry& r) {
+  r.errors.emplace(typeid(E).name(), &make_error<E>);
+}
+
+const bool kBuiltinErrors = [] {
   Registry& r = registry();
   std::unique_lock lock(r.mutex);
-  r.names.insert_or_assign(address, std::string(name));
+  builtin_error<std::runtime_error>(r);
+  builtin_error<std::logic_error>(r);
+  builtin_error<std::invalid_argument>(r);
+  builtin_error<std::out_of_range>(r);
+  builtin_error<std::length_error>(r);
+  builtin_error<std::domain_error>(r);
+  builtin_error<std::range_error>(r);
+  builtin_error<std::overflow_error>(r);
+  builtin_error<std::underflow_error>(r);
+  builtin_error<Error>(r);
+  builtin_error<UsageError>(r);
+  builtin_error<ConfigError>(r);
+  builtin_error<Cancelled>(r);
+  builtin_error<TimeoutError>(r);
+  builtin_error<DeadlineExceeded>(r);
+  return true;
+}();
+}  // namespace
+
+bool register_function(std::string_view name, const void* address, Invoker invoker,
+                       std::uint64_t signature) {
+  Registry& r = registry();
+  std::unique_lock lock(r.mutex);
+  auto [it, fresh] = r.by_name.try_emplace(std::string(name));
+  RegisteredFunction& f = it->second;
+  if (fresh) {
+    f.name = std::string(name);
+    f.invoker = invoker;
+    f.signature = signature;
+  } else {
+    // The same function registered twice (a header included twice) is fine;
+    // two functions under one name could not be told apart by a worker.
+    auto known = r.by_address.find(address);
+    if (known == r.by_address.end() || known->second != &f) f.ambiguous = true;
+  }
+  r.by_address.insert_or_assign(address, &f);
   return true;
 }
 
 std::string_view registered_name(const void* address) noexcept {
+  const RegisteredFunction* f = find_function(address);
+  return f == nullptr ? std::string_view() : std::string_view(f->name);
+}
+
+const RegisteredFunction* find_function(const void* address) noexcept {
   Registry& r = registry();
   std::shared_lock lock(r.mutex);
-  auto it = r.names.find(address);
-  return it == r.names.end() ? std::string_view() : std::string_view(it->second);
+  auto it = r.by_address.find(address);
+  return it == r.by_address.end() ? nullptr : it->second;
+}
+
+const RegisteredFunction* find_function(std::string_view name) noexcept {
+  Registry& r = registry();
+  std::shared_lock lock(r.mutex);
+  auto it = r.by_name.find(std::string(name));
+  return it == r.by_name.end() ? nullptr : &it->second;
+}
+
+std::uint64_t hash_type_name(const char* mangled) noexcept {
+  // FNV-1a: stable across runs of the same program, unlike std::hash.
+  std::uint64_t h = 14695981039346656037ULL;
+  for (const char* p = mangled; *p != '\0'; ++p) {
+    h ^= static_cast<unsigned char>(*p);
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+bool register_error(const char* mangled_type, ErrorFactory factory) {
+  (void)kBuiltinErrors;
+  Registry& r = registry();
+  std::unique_lock lock(r.mutex);
+  r.errors.insert_or_assign(mangled_type, factory);
+  return true;
+}
+
+std::exception_ptr rebuild_error(std::string_view mangled_type, const std::string& type,
+                                 const std::string& message) {
+  (void)kBuiltinErrors;
+  ErrorFactory factory = nullptr;
+  {
+    Registry& r = registry();
+    std::shared_lock lock(r.mutex);
+    auto it = r.errors.find(std::string(mangled_type));
+    if (it != r.errors.end()) factory = it->second;
+  }
+  if (factory != nullptr) return factory(message);
+  return std::make_exception_ptr(
+      RemoteError(type.empty() ? demangle(mangled_type) : type, message));
 }
 
 }  // namespace concur::detail

@@ -1,0 +1,53 @@
+// What is particular to the processes executor (DESIGN §3, §5).
+//
+// `processes` runs registered calls (CONCUR_REGISTER) in a pool of worker
+// processes: copies of this program (or of Config::worker_executable)
+// launched with Boost.Process, in which concur::init(argc, argv) serves calls
+// instead of returning. Arguments and results cross as bytes (concur/codec.hpp),
+// errors as type name and message (CONCUR_REGISTER_ERROR keeps the type).
+//
+// Rules worth knowing:
+// - Only registered functions with codecs for their parameter and result
+//   types can run there; a gather holding anything else fails with a
+//   UsageError before any of its calls starts.
+// - A call whose worker dies (crash, abort, exit) fails alone with
+//   WorkerCrashed naming the signal or exit status; the worker is replaced
+//   and the rest of the batch goes on. Calls queued behind it are re-sent.
+// - A timed-out or cancelled call is cancelled inside its worker (its waits
+//   wake, concur::cancelled() turns true); if it has not stopped after
+//   Config::cancel_grace the worker is killed and replaced.
+// - A nested gather inside a call runs inside that call's worker, one task
+//   after another (the worker runs one call at a time, like `sequential`);
+//   the root task of Executor::run() and its direct gathers run in the parent.
+// - Workers die with the parent (PR_SET_PDEATHSIG plus end-of-file on their
+//   socket); their stderr reaches the parent's, each line prefixed with
+//   "[worker PID] ".
+#pragma once
+
+#include <string_view>
+
+#include "concur/errors.hpp"
+
+namespace concur {
+
+namespace messages {
+inline constexpr std::string_view kWorkerCrashed = "worker process died";
+inline constexpr std::string_view kWorkerDidNotStart = "worker process did not start serving calls";
+inline constexpr std::string_view kForgotInit = "main() must call concur::init(argc, argv) first";
+inline constexpr std::string_view kNotRegistered = "runs registered functions only";
+}  // namespace messages
+
+/// The worker process running a call died (signal or exit) before replying.
+class WorkerCrashed : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The pool could not start a worker that serves calls (most often: the
+/// program's main() does not call concur::init first).
+class WorkerStartError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace concur

@@ -1,0 +1,217 @@
+// processes: Python's ProcessPoolExecutor, minus BrokenProcessPool.
+//
+// The parent runs the batch's own coroutines (the gathers, the child tasks
+// that stand for routed calls) on an event-loop driver like event_loop's: one
+// thread, a ready queue, and the shared Asio engine for timers and for the
+// worker sockets. A routed call encodes its arguments, queues a request and
+// parks on a Waiter; the pool sends requests in batches and wakes the waiter
+// when the reply arrives (see pool.hpp). Timeouts and cancellation wake the
+// waiter too; the call is then cancelled in its worker, and the worker is
+// killed and replaced if the call does not stop within cancel_grace.
+#include "executors/processes.hpp"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "concur/detail/driver.hpp"
+#include "concur/processes.hpp"
+#include "executors/processes/pool.hpp"
+#include "executors/processes/protocol.hpp"
+#include "io/engine.hpp"
+
+namespace concur {
+
+namespace executors::processes {
+namespace {
+
+class Processes;
+thread_local Processes* tl_router = nullptr;
+
+class Processes final : public Executor, private detail::Driver {
+ public:
+  Processes(Config c, int workers)
+      : Executor(std::move(c)),
+        workers_(workers),
+        pool_(engine_.context(),
+              PoolOptions{workers, config().worker_executable, config().max_tasks_per_child}) {}
+  std::string_view name() const override { return "processes"; }
+  int lanes() const override { return workers_; }
+
+  Pool& pool() noexcept { return pool_; }
+  std::chrono::milliseconds grace() const noexcept { return config().cancel_grace; }
+
+ private:
+  struct Ready {
+    std::coroutine_handle<> handle;
+    detail::Context* ctx;
+  };
+
+  void run_root(std::coroutine_handle<> root, detail::Context& ctx) override {
+    loop_thread_ = std::this_thread::get_id();
+    detail::ScopedCurrent scope(this, &ctx);
+    struct Route {
+      Processes* outer;
+      explicit Route(Processes* self) : outer(std::exchange(tl_router, self)) {}
+      ~Route() { tl_router = outer; }
+    } route(this);
+    resume(root, &ctx);
+    std::vector<Ready> batch;
+    while (!root.done()) {
+      batch.swap(ready_);
+      for (const Ready& r : batch) resume(r.handle, r.ctx);
+      batch.clear();
+      if (root.done()) break;
+      pool_.flush();
+      engine_.run_once(/*block=*/ready_.empty());
+    }
+  }
+
+  void spawn(std::coroutine_handle<> h, detail::Context* ctx) override { resume(h, ctx); }
+
+  bool park(detail::Waiter& w) override {
+    if (w.state.load(std::memory_order_acquire) != detail::Waiter::parked) return true;
+    if (w.deadline != detail::kNever) engine_.add_timer(w);
+    return true;
+  }
+
+  void unpark(detail::Waiter& w) noexcept override {
+    Ready r{w.handle, w.ctx};
+    if (std::this_thread::get_id() == loop_thread_) {
+      ready_.push_back(r);
+    } else {
+      engine_.post([this, r] { ready_.push_back(r); });
+    }
+  }
+
+  void finish(detail::Waiter& w) noexcept override { engine_.remove_timer(w); }
+
+  void resume(std::coroutine_handle<> h, detail::Context* ctx) {
+    detail::Context* outer = detail::current_context();
+    detail::set_current_context(ctx);
+    h.resume();
+    detail::set_current_context(outer);
+  }
+
+  const int workers_;
+  io::Engine engine_;  // before pool_: the pool's sockets live on its io_context
+  Pool pool_;
+  std::vector<Ready> ready_;
+  std::thread::id loop_thread_;
+};
+
+// Parks the routed call's task until its reply (or `deadline`, or, with
+// `attach`, the cancellation of its context).
+class ParkOn {
+ public:
+  ParkOn(Pending& p, detail::TimePoint deadline, detail::Context* attach) : p_(p), attach_(attach) {
+    w_.deadline = deadline;
+  }
+  bool await_ready() const noexcept { return p_.state == Pending::done; }
+  bool await_suspend(std::coroutine_handle<> h) {
+    p_.waiter = &w_;
+    return detail::park_current(w_, h, attach_);
+  }
+  void await_resume() noexcept {
+    p_.waiter = nullptr;
+    detail::end_park(w_, attach_);
+  }
+
+ private:
+  Pending& p_;
+  detail::Context* attach_;
+  detail::Waiter w_;
+};
+
+}  // namespace
+
+std::unique_ptr<Executor> make(const Config& c) {
+  const int workers = c.workers > 0
+                          ? c.workers
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  return std::make_unique<Processes>(c, workers);
+}
+
+Task<void> invoke(detail::RemoteRequest& req) {
+  Processes* ex = tl_router;
+  if (ex == nullptr) {
+    throw UsageError("concur: a routed call ran outside the processes executor's thread");
+  }
+  detail::Context* ctx = detail::current_context();
+  if (ctx->stop_requested()) std::rethrow_exception(ctx->stop_exception());
+  Pending p;
+  p.req = &req;
+  ex->pool().submit(p);
+  co_await ParkOn(p, ctx->deadline(), ctx);
+  if (p.state != Pending::done) {
+    // Timed out or cancelled: stop it in its worker, kill the worker if the
+    // call ignores us, and only then end: no task outlives its gather.
+    ctx->stop_requested();
+    ex->pool().cancel(p);
+    if (p.state != Pending::done) {
+      co_await ParkOn(p, detail::Clock::now() + ex->grace(), nullptr);
+      if (p.state != Pending::done) ex->pool().give_up(p);
+    }
+    std::rethrow_exception(ctx->stop_exception());
+  }
+  if (p.error) std::rethrow_exception(p.error);
+}
+
+}  // namespace executors::processes
+
+namespace executors {
+std::unique_ptr<Executor> make_processes(const Config& c) { return processes::make(c); }
+}  // namespace executors
+
+namespace detail {
+
+bool routing_active() noexcept { return executors::processes::tl_router != nullptr; }
+
+void begin_call_frame(RemoteRequest& req, std::string_view name, std::uint64_t signature) {
+  using namespace executors::processes;
+  if (name.size() > 0xFFFF) throw UsageError("concur: registered name too long");
+  req.name = name;
+  req.frame.reserve(kCallNameAt + 2 + name.size() + 32);
+  begin_frame(req.frame, Kind::call);
+  append<std::uint64_t>(req.frame, 0);  // id, set when submitted
+  append<std::uint64_t>(req.frame, signature);
+  append<std::uint16_t>(req.frame, static_cast<std::uint16_t>(name.size()));
+  req.frame.append(name);
+}
+
+Task<void> remote_invoke(RemoteRequest& req) { return executors::processes::invoke(req); }
+
+std::string routing_problem(const RegisteredFunction* f, std::string_view what) {
+  const auto prefix = fmt::format("concur processes executor {}", messages::kNotRegistered);
+  if (!what.empty()) {
+    return fmt::format(
+        "{}: this call is {}, which cannot cross to a worker process; call a function "
+        "registered with CONCUR_REGISTER(fn) instead",
+        prefix, what);
+  }
+  if (f == nullptr) {
+    return fmt::format(
+        "{}: this call's function is not registered; add CONCUR_REGISTER(fn) after its "
+        "definition",
+        prefix);
+  }
+  if (f->ambiguous) {
+    return fmt::format(
+        "{}: two different functions are registered as '{}', so a worker could not tell "
+        "them apart; rename one",
+        prefix, f->name);
+  }
+  if (f->invoker == nullptr) {
+    return fmt::format(
+        "{}: '{}' has a parameter or result type without a codec; give it one (see "
+        "concur/codec.hpp)",
+        prefix, f->name);
+  }
+  return {};
+}
+
+}  // namespace detail
+}  // namespace concur
