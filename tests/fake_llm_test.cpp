@@ -10,6 +10,7 @@
 #include <chrono>
 #include <concur/fake_llm.hpp>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -201,6 +202,36 @@ TEST(FakeLlm, CountedFaultFailsTheFirstNThenSucceeds) {
   EXPECT_EQ(content_of(ok), fl::reply_for(prompt));
   EXPECT_EQ(chat(server.port(), "boom [[fault:500:1]]").status, 500);
   EXPECT_EQ(chat(server.port(), "boom [[fault:500:1]]").status, 200);
+}
+
+TEST(FakeLlm, LatencyIsDrawnPerPromptFromTheSeed) {
+  fl::ServerOptions o;
+  o.latency = fl::Latency::uniform(100ms, 300ms);
+  std::set<long long> seen;
+  for (int i = 0; i < 50; ++i) {
+    const std::string p = "prompt " + std::to_string(i);
+    const auto d = fl::latency_for(p, o);
+    EXPECT_EQ(d, fl::latency_for(p, o)) << "same prompt, same seed: same latency";
+    EXPECT_GE(d, 100ms);
+    EXPECT_LE(d, 300ms);
+    seen.insert(d.count());
+  }
+  EXPECT_GT(seen.size(), 10u) << "different prompts draw different latencies";
+  auto other = o;
+  other.seed = 43;
+  EXPECT_NE(fl::latency_for("prompt 1", o) + fl::latency_for("prompt 2", o),
+            fl::latency_for("prompt 1", other) + fl::latency_for("prompt 2", other));
+  o.latency = fl::Latency::log_normal(1000ms, 0.5);
+  double sum = 0;
+  for (int i = 0; i < 200; ++i)
+    sum += static_cast<double>(fl::latency_for(std::to_string(i), o).count());
+  EXPECT_GT(sum / 200, 800);  // the mean of a log-normal is above its median
+  EXPECT_LT(sum / 200, 1500);
+  o.latency = fl::Latency::fixed(60ms);
+  fl::Server server(o);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(chat(server.port(), "timed").status, 200);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 60ms);
 }
 
 TEST(FakeLlm, RandomFaultsFollowTheSeed) {

@@ -5,9 +5,10 @@
 //   GET  /v1/models             one model, so SDKs that list models are happy
 //   GET  /stats                 requests, in flight, max in flight, per-status counts
 //   POST /stats/reset           zeroes the counters (benchmarks between runs)
-// after a latency drawn from a seeded distribution, with a reply derived only
-// from the prompt (reply_for), so a client can check that results come back in
-// input order. Faults are injected by seeded rate or by a marker in the last
+// after a latency drawn from a seeded distribution (per prompt: the same
+// prompt always waits the same, whatever the arrival order), with a reply
+// derived only from the prompt (reply_for), so a client can check that results
+// come back in input order. Faults are injected by seeded rate or by a marker in the last
 // user message:
 //   [[fault:429]]        429 with Retry-After / retry-after-ms and an OpenAI error body
 //   [[fault:500]]        500 with an OpenAI error body
@@ -78,7 +79,7 @@ struct ServerOptions {
   std::uint16_t port = 0;  ///< 0: the OS picks a free port (see Server::port())
   Latency latency = Latency::fixed(std::chrono::milliseconds(0));
   FaultRates faults{};
-  std::uint64_t seed = 42;  ///< seeds latency draws and rate-based faults
+  std::uint64_t seed = 42;  ///< seeds latency draws (with the prompt) and rate-based faults
   int threads = 2;          ///< I/O threads
   /// What a 429 asks the client to wait (sent as Retry-After, rounded up to
   /// whole seconds, and as retry-after-ms).
@@ -150,6 +151,10 @@ class ChildServer {
 /// The reply content the server gives for a last user message `prompt`:
 /// deterministic and distinct per prompt, so callers can check input order.
 std::string reply_for(std::string_view prompt);
+
+/// The latency the server gives `prompt` (last user message, markers aside)
+/// under `options`: the same for the same prompt, latency and seed.
+std::chrono::milliseconds latency_for(std::string_view prompt, const ServerOptions& options);
 
 /// The "model" reported when a request names none.
 inline constexpr std::string_view kDefaultModel = "concur-fake-llm";

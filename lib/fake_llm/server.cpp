@@ -401,17 +401,27 @@ detail::Core::Decision detail::Core::decide(const detail::ChatRequest& req,
   } else if (markers.latency) {
     d.delay = *markers.latency;
   } else {
-    const Latency& l = opts.latency;
-    double ms = static_cast<double>(l.base.count());
-    if (l.kind == Latency::Kind::uniform) {
-      ms = std::uniform_real_distribution<double>(static_cast<double>(l.base.count()),
-                                                  static_cast<double>(l.upper.count()))(rng);
-    } else if (l.kind == Latency::Kind::log_normal && l.base.count() > 0) {
-      ms = std::lognormal_distribution<double>(std::log(ms), l.sigma)(rng);
-    }
-    d.delay = milliseconds(std::llround(ms));
+    d.delay = latency_for(req.last_user, opts);
   }
   return d;
+}
+
+// Drawn from a generator seeded by (seed, prompt), not from a shared stream:
+// the same prompt waits the same time whichever order concurrent requests
+// arrive in, so every executor of a demo run faces the same latencies and the
+// comparison between them is fair.
+milliseconds latency_for(std::string_view prompt, const ServerOptions& options) {
+  const Latency& l = options.latency;
+  std::uint64_t h = 0xcbf29ce484222325ULL ^ options.seed;  // FNV-1a
+  for (unsigned char c : prompt) h = (h ^ c) * 0x100000001b3ULL;
+  std::mt19937_64 gen(h);
+  double ms = static_cast<double>(l.base.count());
+  if (l.kind == Latency::Kind::uniform) {
+    ms = std::uniform_real_distribution<double>(ms, static_cast<double>(l.upper.count()))(gen);
+  } else if (l.kind == Latency::Kind::log_normal && l.base.count() > 0) {
+    ms = std::lognormal_distribution<double>(std::log(ms), l.sigma)(gen);
+  }
+  return milliseconds(std::llround(ms));
 }
 
 Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
