@@ -287,6 +287,16 @@ TEST(Processes, TimeoutKillsAndReplacesAStuckWorker) {
   EXPECT_FALSE(alive(before)) << "the stuck worker still runs";
 }
 
+TEST(Processes, TimeoutCountsFromTheStartInAWorker) {
+  // One worker: the third call waits ~400 ms in the pool before it starts,
+  // longer than its 300 ms timeout, yet runs only 200 ms itself.
+  auto ex = make(1);
+  std::vector<decltype(concur::call(value_after, 1ms, 0))> calls(
+      3, concur::call(value_after, 200ms, 1));
+  auto rs = ex->gather_settled(calls, {.timeout = 300ms});
+  for (auto& r : rs) EXPECT_TRUE(r.ok()) << r.error().describe();
+}
+
 TEST(Processes, CooperativeCancellationKeepsTheWorker) {
   auto ex = make(1, {{"cancel_grace_ms", "5000"}});
   const int before = std::get<0>(ex->gather(concur::call(worker_pid)));

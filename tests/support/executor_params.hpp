@@ -36,6 +36,15 @@ inline std::vector<ExecutorParam> executor_params() {
   };
 }
 
+// The registered-call suite (tests/processes_gather_test.cpp) runs on every
+// executor above plus those that run calls in other processes.
+inline std::vector<ExecutorParam> registered_call_executor_params() {
+  auto params = executor_params();
+  params.push_back({"processes_1", "processes", {{"workers", "1"}}});
+  params.push_back({"processes_2", "processes", {{"workers", "2"}}});
+  return params;
+}
+
 template <class Info>
 std::string param_label(const Info& i) {
   return i.param.label;

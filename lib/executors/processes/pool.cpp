@@ -9,25 +9,28 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
 #include <type_traits>
+
+// clang-format off
 // Boost 1.81's Process v2 headers use boost::optional and boost::remove_pointer
-// without including them when built on std::filesystem (BOOST_PROCESS_USE_STD_FS).
+// without including them when built on std::filesystem (BOOST_PROCESS_USE_STD_FS),
+#include <boost/optional.hpp>
+#include <boost/type_traits/remove_pointer.hpp>
 #include <boost/asio/local/connect_pair.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/readable_pipe.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/optional.hpp>
 #include <boost/process/v2/environment.hpp>
 #include <boost/process/v2/process.hpp>
 #include <boost/process/v2/stdio.hpp>
-#include <boost/type_traits/remove_pointer.hpp>
-// ...and in header-only mode they never define process_environment::on_setup:
+// and in header-only mode they never define process_environment::on_setup:
 // its (non-inline) definition is compiled here, in this one translation unit.
 #include <boost/process/v2/impl/environment.ipp>
-#include <cstdlib>
-#include <cstring>
-#include <thread>
+// clang-format on
 
 #include <fmt/format.h>
 
@@ -446,6 +449,7 @@ void Pool::submit(Pending& p) {
   }
   p.id = next_id_++;
   store<std::uint64_t>(p.req->frame, kCallIdAt, p.id);
+  store<std::uint64_t>(p.req->frame, kCallTimeoutAt, static_cast<std::uint64_t>(p.budget.count()));
   end_frame(p.req->frame, 0);
   p.state = Pending::queued;
   queue_.push_back(&p);
@@ -463,6 +467,9 @@ void Pool::send(Worker& w, Pending& p) {
   w.inflight.push_back({p.id, &p});
   ++w.assigned;
   w.out.append(p.req->frame);
+  // A timed call's task arms its timer now that the call is on its way.
+  if (p.budget.count() > 0 && p.waiter != nullptr)
+    detail::wake(*p.waiter, detail::Waiter::notified);
 }
 
 void Pool::flush() {

@@ -33,9 +33,10 @@ struct Pending {
   std::uint64_t id = 0;
   State state = queued;
   bool cancel_sent = false;
-  Worker* worker = nullptr;          // while sent
-  std::exception_ptr error;          // when done and failed
-  detail::Waiter* waiter = nullptr;  // the park to wake when done
+  std::chrono::nanoseconds budget{0};  // per-call timeout from its start (0: none)
+  Worker* worker = nullptr;            // while sent
+  std::exception_ptr error;            // when done and failed
+  detail::Waiter* waiter = nullptr;    // the park to wake when done
 };
 
 struct PoolOptions {

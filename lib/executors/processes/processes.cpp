@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <thread>
 #include <utility>
@@ -115,9 +116,11 @@ class ParkOn {
     p_.waiter = &w_;
     return detail::park_current(w_, h, attach_);
   }
-  void await_resume() noexcept {
+  /// How the park ended: notified (the call was sent or is done), timed_out, cancelled.
+  detail::Waiter::State await_resume() noexcept {
     p_.waiter = nullptr;
     detail::end_park(w_, attach_);
+    return static_cast<detail::Waiter::State>(w_.state.load(std::memory_order_acquire));
   }
 
  private:
@@ -144,8 +147,23 @@ Task<void> invoke(detail::RemoteRequest& req) {
   if (ctx->stop_requested()) std::rethrow_exception(ctx->stop_exception());
   Pending p;
   p.req = &req;
+  // A per-task timeout counts from the call's start in a worker, not from
+  // its wait in the pool's queue: the worker enforces it (cooperatively) and
+  // the parent arms its own timer, to kill a call that ignores it, only once
+  // the call has been sent.
+  const detail::TimePoint deadline = ctx->deadline();
+  if (deadline != detail::kNever) {
+    p.budget = std::max(std::chrono::nanoseconds(1), deadline - detail::Clock::now());
+  }
   ex->pool().submit(p);
-  co_await ParkOn(p, ctx->deadline(), ctx);
+  detail::TimePoint call_deadline = detail::kNever;
+  for (;;) {
+    const auto woke = co_await ParkOn(p, call_deadline, ctx);
+    if (p.state == Pending::done || woke != detail::Waiter::notified) break;
+    if (p.state == Pending::sent && call_deadline == detail::kNever && p.budget.count() > 0) {
+      call_deadline = detail::Clock::now() + p.budget;
+    }
+  }
   if (p.state != Pending::done) {
     // Timed out or cancelled: stop it in its worker, kill the worker if the
     // call ignores us, and only then end: no task outlives its gather.
@@ -178,6 +196,7 @@ void begin_call_frame(RemoteRequest& req, std::string_view name, std::uint64_t s
   begin_frame(req.frame, Kind::call);
   append<std::uint64_t>(req.frame, 0);  // id, set when submitted
   append<std::uint64_t>(req.frame, signature);
+  append<std::uint64_t>(req.frame, 0);  // timeout, set when submitted
   append<std::uint16_t>(req.frame, static_cast<std::uint16_t>(name.size()));
   req.frame.append(name);
 }

@@ -5,7 +5,8 @@
 //
 //   frame   = u32 size-of-rest, u8 kind, body
 //   hello   (worker -> parent)  u32 pid                 sent once by concur::init
-//   call    (parent -> worker)  u64 id, u64 signature, u16 name length, name, arguments
+//   call    (parent -> worker)  u64 id, u64 signature, u64 timeout ns (0: none),
+//                               u16 name length, name, arguments
 //   cancel  (parent -> worker)  u64 id
 //   reply   (worker -> parent)  u64 id, u8 status, u64 run ns, payload
 //     status ok:        the encoded result
@@ -32,7 +33,8 @@ inline constexpr std::size_t kHeader = 5;  // u32 size + u8 kind
 // Offsets inside a call frame.
 inline constexpr std::size_t kCallIdAt = kHeader;
 inline constexpr std::size_t kCallSignatureAt = kCallIdAt + 8;
-inline constexpr std::size_t kCallNameAt = kCallSignatureAt + 8;  // u16 length, then the name
+inline constexpr std::size_t kCallTimeoutAt = kCallSignatureAt + 8;
+inline constexpr std::size_t kCallNameAt = kCallTimeoutAt + 8;  // u16 length, then the name
 // Offsets inside a reply frame.
 inline constexpr std::size_t kReplyIdAt = kHeader;
 inline constexpr std::size_t kReplyStatusAt = kReplyIdAt + 8;

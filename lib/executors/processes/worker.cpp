@@ -141,6 +141,7 @@ class Server {
       const auto id = load<std::uint64_t>(f.data() + kHeader);
       std::lock_guard lock(mutex_);
       if (running_ != nullptr && running_id_ == id) {
+        running_cancelled_ = true;
         running_->cancel();
       } else {
         cancelled_.insert(id);
@@ -148,9 +149,15 @@ class Server {
     }
   }
 
+  bool parent_cancelled(std::uint64_t id) {
+    std::lock_guard lock(mutex_);
+    return running_id_ == id && running_cancelled_;
+  }
+
   void serve(const std::string& f) {
     const auto id = load<std::uint64_t>(f.data() + kCallIdAt);
     const auto signature = load<std::uint64_t>(f.data() + kCallSignatureAt);
+    const auto timeout_ns = load<std::uint64_t>(f.data() + kCallTimeoutAt);
     const auto name_len = load<std::uint16_t>(f.data() + kCallNameAt);
     const std::string_view name(f.data() + kCallNameAt + 2, name_len);
     const std::string_view args(f.data() + kCallNameAt + 2 + name_len,
@@ -162,7 +169,11 @@ class Server {
     append<std::uint8_t>(out_, 0);
     append<std::uint64_t>(out_, 0);
 
-    detail::Context ctx;
+    // The call's own timeout counts from here, its start.
+    detail::Context ctx(nullptr, std::chrono::nanoseconds(timeout_ns), detail::StopReason::timeout,
+                        detail::CallName{&name, [](const void* n) {
+                                           return *static_cast<const std::string_view*>(n);
+                                         }});
     bool skip = false;
     {
       std::lock_guard lock(mutex_);
@@ -170,6 +181,7 @@ class Server {
       if (!skip) {
         running_ = &ctx;
         running_id_ = id;
+        running_cancelled_ = false;
       }
     }
     const auto start = std::chrono::steady_clock::now();
@@ -198,7 +210,7 @@ class Server {
       } catch (...) {
         out_.resize(kReplyPayloadAt);
         const std::exception_ptr e = std::current_exception();
-        if (ctx.stop_reason() != detail::StopReason::none) {
+        if (parent_cancelled(id)) {
           status = Status::cancelled;
         } else {
           status = Status::error;
@@ -231,6 +243,7 @@ class Server {
   std::unordered_set<std::uint64_t> cancelled_;
   detail::Context* running_ = nullptr;
   std::uint64_t running_id_ = 0;
+  bool running_cancelled_ = false;  // the parent cancelled the running call
   bool eof_ = false;
 };
 

@@ -1,0 +1,327 @@
+// The gather semantics of DESIGN §2 written with registered functions only,
+// so that they hold on every executor including `processes`, where calls run
+// in worker processes (no shared memory: in-flight counts are measured from
+// each call's start and end on the machine-wide steady clock instead).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <concur/concur.hpp>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "support/executor_params.hpp"
+
+using namespace std::chrono_literals;
+using concur::Task;
+
+namespace {
+
+struct QuotaExceeded : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+CONCUR_REGISTER_ERROR(QuotaExceeded);
+
+Task<int> value_after(std::chrono::milliseconds d, int v) {
+  co_await concur::sleep_for(d);
+  co_return v;
+}
+CONCUR_REGISTER(value_after);
+
+Task<int> fail_after(std::chrono::milliseconds d, std::string why) {
+  co_await concur::sleep_for(d);
+  throw QuotaExceeded(why);
+}
+CONCUR_REGISTER(fail_after);
+
+Task<void> nothing() { co_return; }
+CONCUR_REGISTER(nothing);
+
+int plain_square(int x) { return x * x; }
+CONCUR_REGISTER(plain_square);
+
+using Interval = std::pair<long long, long long>;  // steady-clock ns at start and end
+long long now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+Task<Interval> interval(std::chrono::milliseconds d) {
+  const long long start = now_ns();
+  co_await concur::sleep_for(d);
+  co_return Interval{start, now_ns()};
+}
+CONCUR_REGISTER(interval);
+
+Task<int> spin_until_cancelled(std::chrono::milliseconds max) {
+  const auto end = std::chrono::steady_clock::now() + max;
+  int rounds = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    ++rounds;
+    concur::throw_if_cancelled();
+  }
+  co_return rounds;
+}
+CONCUR_REGISTER(spin_until_cancelled);
+
+Task<long> skynet(long num, long size, long div) {
+  if (size == 1) co_return num;
+  std::vector<decltype(concur::call(skynet, 0L, 0L, 0L))> calls;
+  calls.reserve(static_cast<std::size_t>(div));
+  for (long i = 0; i < div; ++i)
+    calls.push_back(concur::call(skynet, num + i * (size / div), size / div, div));
+  std::vector<long> parts = co_await concur::gather(std::move(calls));
+  co_return std::accumulate(parts.begin(), parts.end(), 0L);
+}
+CONCUR_REGISTER(skynet);
+
+Task<int> nested_failure() {
+  auto [a, b] = co_await concur::gather(concur::call(value_after, 1ms, 1),
+                                        concur::call(fail_after, 1ms, std::string("inner")));
+  co_return a + b;
+}
+CONCUR_REGISTER(nested_failure);
+
+Task<int> nested_long() {
+  auto [a, b] = co_await concur::gather(concur::call(value_after, 60'000ms, 1),
+                                        concur::call(value_after, 60'000ms, 2));
+  co_return a + b;
+}
+CONCUR_REGISTER(nested_long);
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+class RegisteredGatherSuite : public ::testing::TestWithParam<concur::testing::ExecutorParam> {
+ protected:
+  void SetUp() override { ex_ = concur::make_executor(GetParam().config()); }
+  // Runs one task at a time: the sequential reference, or one worker process.
+  bool one_lane() const {
+    return GetParam().executor == "sequential" ||
+           (GetParam().executor == "processes" && ex_->lanes() == 1);
+  }
+  std::unique_ptr<concur::Executor> ex_;
+};
+
+TEST_P(RegisteredGatherSuite, VariadicGatherReturnsTupleInArgumentOrder) {
+  auto [a, b, c] =
+      ex_->gather(concur::call(value_after, 30ms, 1), concur::call(value_after, 10ms, 2),
+                  concur::call(value_after, 20ms, 3));
+  EXPECT_EQ(a, 1);
+  EXPECT_EQ(b, 2);
+  EXPECT_EQ(c, 3);
+}
+
+TEST_P(RegisteredGatherSuite, VoidAndPlainFunctions) {
+  auto [u, v, sq] = ex_->gather(concur::call(nothing), concur::call(value_after, 1ms, 7),
+                                concur::call(plain_square, 9));
+  EXPECT_EQ(u, concur::Unit{});
+  EXPECT_EQ(v, 7);
+  EXPECT_EQ(sq, 81);
+}
+
+TEST_P(RegisteredGatherSuite, RangeGatherReturnsVectorInInputOrder) {
+  std::vector<decltype(concur::call(value_after, 1ms, 0))> calls;
+  for (int i = 0; i < 20; ++i)
+    calls.push_back(concur::call(value_after, std::chrono::milliseconds((20 - i) % 7), i));
+  std::vector<int> out = ex_->gather(calls);
+  std::vector<int> expected(20);
+  std::iota(expected.begin(), expected.end(), 0);
+  EXPECT_EQ(out, expected);
+  std::vector<decltype(concur::call(value_after, 1ms, 0))> none;
+  EXPECT_TRUE(ex_->gather(none).empty());
+}
+
+TEST_P(RegisteredGatherSuite, ConcurrentExecutorsOverlapWaits) {
+  const auto t0 = std::chrono::steady_clock::now();
+  ex_->gather(concur::call(value_after, 200ms, 1), concur::call(value_after, 200ms, 2));
+  const double wall = seconds_since(t0);
+  if (one_lane()) {
+    EXPECT_GE(wall, 0.39);
+  } else {
+    EXPECT_LT(wall, 0.39) << "two 200 ms waits should overlap on " << GetParam().label;
+  }
+}
+
+TEST_P(RegisteredGatherSuite, FailFastThrowsFirstFailureAndCancelsLongSibling) {
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(ex_->gather(concur::call(fail_after, 20ms, std::string("quota")),
+                           concur::call(value_after, 60'000ms, 1)),
+               QuotaExceeded);
+  EXPECT_LT(seconds_since(t0), 5.0);
+  if (!one_lane()) {
+    const auto t1 = std::chrono::steady_clock::now();
+    EXPECT_THROW(ex_->gather(concur::call(value_after, 60'000ms, 1),
+                             concur::call(fail_after, 20ms, std::string("quota"))),
+                 QuotaExceeded);
+    EXPECT_LT(seconds_since(t1), 5.0) << "the sleeping sibling was not cancelled";
+  }
+}
+
+TEST_P(RegisteredGatherSuite, SettledKeepsEveryOutcomeWithCustomExceptionTypes) {
+  auto [ok, bad] = ex_->gather_settled(concur::call(value_after, 5ms, 42),
+                                       concur::call(fail_after, 5ms, std::string("over quota")));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok.value(), 42);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().type().find("QuotaExceeded"), std::string::npos) << bad.error().type();
+  EXPECT_EQ(bad.error().message(), "over quota");
+  EXPECT_THROW(bad.value(), QuotaExceeded);
+  EXPECT_FALSE(bad.error().is_cancellation());
+}
+
+TEST_P(RegisteredGatherSuite, SettledRangeDropsNothing) {
+  std::vector<decltype(concur::call(fail_after, 1ms, std::string()))> calls;
+  for (int i = 0; i < 10; ++i)
+    calls.push_back(concur::call(fail_after, 1ms, "e" + std::to_string(i)));
+  auto rs = ex_->gather_settled(calls);
+  ASSERT_EQ(rs.size(), 10u);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_FALSE(rs[static_cast<std::size_t>(i)].ok());
+    EXPECT_EQ(rs[static_cast<std::size_t>(i)].error().message(), "e" + std::to_string(i));
+  }
+}
+
+TEST_P(RegisteredGatherSuite, LimitIsNeverExceeded) {
+  std::vector<decltype(concur::call(interval, 1ms))> calls(24, concur::call(interval, 20ms));
+  std::vector<Interval> spans = ex_->gather(calls, {.limit = 2});
+  // The most intervals open at once: +1 at each start, -1 at each end.
+  std::vector<std::pair<long long, int>> events;
+  for (auto [s, e] : spans) {
+    events.push_back({s, +1});
+    events.push_back({e, -1});
+  }
+  std::sort(events.begin(), events.end());  // an end sorts before a start at the same time
+  int open = 0;
+  int most = 0;
+  for (auto [t, d] : events) most = std::max(most, open += d);
+  EXPECT_LE(most, 2);
+  if (!one_lane()) {
+    EXPECT_EQ(most, 2) << "limit should still allow 2 at once";
+  }
+}
+
+TEST_P(RegisteredGatherSuite, PerTaskTimeoutFailsOnlyTheSlowTask) {
+  std::vector<decltype(concur::call(value_after, 1ms, 0))> calls{
+      concur::call(value_after, 5ms, 1), concur::call(value_after, 60'000ms, 2),
+      concur::call(value_after, 5ms, 3)};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto out = ex_->gather_settled(calls, {.timeout = 100ms});
+  EXPECT_LT(seconds_since(t0), 5.0);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_TRUE(out[0].ok());
+  EXPECT_TRUE(out[2].ok());
+  ASSERT_FALSE(out[1].ok());
+  EXPECT_THROW(out[1].value(), concur::TimeoutError);
+  EXPECT_NE(out[1].error().message().find(concur::messages::kTimedOut), std::string::npos);
+  EXPECT_TRUE(out[1].error().is_cancellation());
+}
+
+TEST_P(RegisteredGatherSuite, TimeoutReachesCpuTaskThatPollsCancelled) {
+  std::vector<decltype(concur::call(spin_until_cancelled, 1ms))> calls{
+      concur::call(spin_until_cancelled, 60'000ms)};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto out = ex_->gather_settled(calls, {.timeout = 50ms});
+  EXPECT_LT(seconds_since(t0), 5.0);
+  ASSERT_FALSE(out[0].ok());
+  EXPECT_THROW(out[0].value(), concur::TimeoutError);
+}
+
+TEST_P(RegisteredGatherSuite, DeadlineStopsTheBatch) {
+  std::vector<decltype(concur::call(value_after, 1ms, 0))> calls;
+  for (int i = 0; i < 6; ++i) calls.push_back(concur::call(value_after, i < 2 ? 5ms : 60'000ms, i));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto out = ex_->gather_settled(calls, {.limit = 4, .deadline = 150ms});
+  EXPECT_LT(seconds_since(t0), 5.0);
+  ASSERT_EQ(out.size(), 6u);
+  EXPECT_TRUE(out[0].ok());
+  EXPECT_TRUE(out[1].ok());
+  for (std::size_t i = 2; i < 6; ++i) {
+    ASSERT_FALSE(out[i].ok()) << i;
+    EXPECT_THROW(out[i].value(), concur::DeadlineExceeded) << i;
+  }
+}
+
+TEST_P(RegisteredGatherSuite, AsCompletedDeliversInCompletionOrder) {
+  std::vector<decltype(concur::call(value_after, 1ms, 0))> calls{
+      concur::call(value_after, 300ms, 0), concur::call(value_after, 10ms, 1),
+      concur::call(value_after, 150ms, 2)};
+  auto done = ex_->as_completed(calls);
+  ASSERT_EQ(done.size(), 3u);
+  std::vector<std::size_t> order;
+  for (auto& c : done) {
+    order.push_back(c.index);
+    EXPECT_EQ(c.result.value(), static_cast<int>(c.index));
+  }
+  if (one_lane()) {
+    EXPECT_EQ(order, (std::vector<std::size_t>{0, 1, 2}));
+  } else if (ex_->lanes() >= 3 || GetParam().executor != "processes") {
+    EXPECT_EQ(order, (std::vector<std::size_t>{1, 2, 0}));
+  } else {
+    // Two worker processes: 0 and 1 start, 1 ends first, then 2 takes its place.
+    EXPECT_EQ(order.front(), 1u);
+  }
+}
+
+TEST_P(RegisteredGatherSuite, ProgressCallbackSeesEveryInput) {
+  std::vector<decltype(concur::call(value_after, 1ms, 0))> calls;
+  for (int i = 0; i < 25; ++i) calls.push_back(concur::call(value_after, 1ms, i));
+  std::vector<std::size_t> dones;
+  std::size_t total = 0;
+  ex_->gather(calls, {.on_progress = [&](const concur::Progress& p) {
+                dones.push_back(p.done);
+                total = p.total;
+              }});
+  ASSERT_EQ(dones.size(), 25u);
+  EXPECT_EQ(total, 25u);
+  for (std::size_t i = 0; i < dones.size(); ++i) EXPECT_EQ(dones[i], i + 1);
+}
+
+TEST_P(RegisteredGatherSuite, NestedGatherInsideACall) {
+  auto [sum] = ex_->gather(concur::call(skynet, 0L, 1'000L, 10L));
+  EXPECT_EQ(sum, 499'500L);
+  // And with the root task itself gathering (on processes: in the parent).
+  EXPECT_EQ(ex_->run(skynet(0, 1'000, 10)), 499'500L);
+}
+
+TEST_P(RegisteredGatherSuite, NestedFailurePropagatesOutward) {
+  auto rs = ex_->gather_settled(concur::call(nested_failure), concur::call(value_after, 1ms, 5));
+  ASSERT_FALSE(std::get<0>(rs).ok());
+  EXPECT_EQ(std::get<0>(rs).error().message(), "inner");
+  EXPECT_EQ(std::get<1>(rs).value(), 5);
+}
+
+TEST_P(RegisteredGatherSuite, TimeoutOfParentCancelsNestedChildren) {
+  std::vector<decltype(concur::call(nested_long))> calls{concur::call(nested_long)};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto rs = ex_->gather_settled(calls, {.timeout = 80ms});
+  EXPECT_LT(seconds_since(t0), 5.0);
+  EXPECT_THROW(rs[0].value(), concur::TimeoutError);
+}
+
+TEST_P(RegisteredGatherSuite, TwentyThousandCalls) {
+  std::vector<decltype(concur::call(plain_square, 0))> calls;
+  calls.reserve(20'000);
+  for (int i = 0; i < 20'000; ++i) calls.push_back(concur::call(plain_square, i % 1000));
+  std::vector<int> out = ex_->gather(calls);
+  ASSERT_EQ(out.size(), 20'000u);
+  for (int i = 0; i < 20'000; ++i)
+    ASSERT_EQ(out[static_cast<std::size_t>(i)], (i % 1000) * (i % 1000));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Executors, RegisteredGatherSuite,
+    ::testing::ValuesIn(concur::testing::registered_call_executor_params()),
+    concur::testing::param_label<::testing::TestParamInfo<concur::testing::ExecutorParam>>);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  concur::init(argc, argv);  // launched workers serve here
+  ::testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}
