@@ -31,6 +31,7 @@ void Batch::input_skipped(const std::exception_ptr& error) noexcept {
 }
 
 void Batch::child_finished(Context& child, const std::exception_ptr& error) noexcept {
+  if (trace::detail::enabled()) trace::detail::task_end(child, error != nullptr);
   {
     std::lock_guard cb(callback_mutex_);
     ++progress_.done;
@@ -90,10 +91,12 @@ class BatchWait {
     }
     // Waiting for a slot is cancellable; the join is not: it must outlast the children.
     if (!join_ && !b_.attach(w_)) wake(w_, Waiter::cancelled);
+    if (trace::detail::enabled()) trace::detail::wait_begin(w_.ctx);
     return d.park(w_);
   }
 
   void await_resume() noexcept {
+    if (trace::detail::enabled()) trace::detail::wait_end(w_.ctx);
     if (!join_) b_.detach(w_);
     if (w_.driver != nullptr) w_.driver->finish(w_);
     std::lock_guard lock(m_);

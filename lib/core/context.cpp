@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "concur/detail/driver.hpp"
+#include "concur/detail/trace_hooks.hpp"
 #include "concur/errors.hpp"
 
 namespace concur::detail {
@@ -143,10 +144,12 @@ bool park_current(Waiter& w, std::coroutine_handle<> h, Context* attach_to) {
   // Already stopped: claim the wake-up ourselves. Either way the driver decides
   // how the coroutine goes on, so a wake racing with us is never doubled.
   if (attach_to != nullptr && !attach_to->attach(w)) wake(w, Waiter::cancelled);
+  if (trace::detail::enabled()) trace::detail::wait_begin(w.ctx);
   return d.park(w);
 }
 
 void end_park(Waiter& w, Context* attach_to) noexcept {
+  if (trace::detail::enabled()) trace::detail::wait_end(w.ctx);
   if (attach_to != nullptr) attach_to->detach(w);
   if (w.driver != nullptr) w.driver->finish(w);
 }

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdio>
 
+#include "concur/detail/trace_hooks.hpp"
 #include "concur/errors.hpp"
 #include "executors/event_loop.hpp"
 #include "executors/fibers.hpp"
@@ -67,6 +68,7 @@ void Executor::on_stall(StallHandler handler) { stall_handler_ = std::move(handl
 
 void Executor::report_stall(std::string_view task, std::chrono::nanoseconds held) {
   stalls_.fetch_add(1);
+  if (trace::detail::enabled()) trace::detail::stall(name(), task, held);
   if (stall_handler_) {
     stall_handler_(
         StallReport{std::string(name()), std::string(task), held,

@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "concur/detail/context.hpp"
+#include "concur/detail/trace_hooks.hpp"
 #include "concur/options.hpp"
 #include "concur/result.hpp"
 #include "concur/task.hpp"
@@ -35,7 +36,13 @@ struct ChildTask {
 struct ChildPromise {
   std::optional<Context> ctx;
   ChildTask get_return_object() noexcept { return {ChildHandle::from_promise(*this)}; }
-  std::suspend_always initial_suspend() noexcept { return {}; }
+  // Resumed first on the thread that runs the child: the trace's task start.
+  struct Start : std::suspend_always {
+    void await_resume() const noexcept {
+      if (::concur::trace::detail::enabled()) ::concur::trace::detail::task_begin();
+    }
+  };
+  Start initial_suspend() noexcept { return {}; }
   std::suspend_never final_suspend() noexcept { return {}; }
   void return_void() noexcept {}
   // The child body catches everything itself; reaching here is a bug.

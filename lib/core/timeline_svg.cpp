@@ -1,0 +1,347 @@
+// The timeline picture: one lane per thread (or worker process), one bar per
+// task, solid while it runs and hatched while it waits. Concurrency shows as
+// many hatched bars stacked in one lane; parallelism as solid bars side by
+// side in several lanes.
+//
+// Sizing rule so that 4 tasks and 1,000 both read: a lane is as tall as the
+// most tasks it had alive at once (bars packed greedily into rows), and the
+// row height shrinks from 18 px towards a fraction of a pixel so the whole
+// plot stays within about 560 px. Thin rows merge into a density picture,
+// which is what 1,000 overlapping waits look like.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <ostream>
+#include <queue>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "concur/trace.hpp"
+
+namespace concur::trace {
+
+namespace {
+
+std::string xml(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        // Control characters are not allowed in XML 1.0 text.
+        if (static_cast<unsigned char>(c) >= 0x20 || c == '\t' || c == '\n') out += c;
+    }
+  }
+  return out;
+}
+
+// Classes rather than per-element attributes keep a 1,000-task picture small.
+constexpr std::string_view kStyle =
+    "<style>"
+    ".run{fill:#2f6fce}.wait{fill:url(#hatch)}"
+    ".failed .run{fill:#c0392b}.failed .wait{fill:url(#hatch-failed)}"
+    ".lane{fill:#f4f6f9}.lane-alt{fill:#eceff4}.grid{stroke:#d5dae2;stroke-width:1}"
+    ".label{font-size:13px;fill:#1d2733;font-weight:bold}"
+    ".sub{font-size:11px;fill:#5b6878}.tick{font-size:11px;fill:#5b6878}"
+    ".name{font-size:11px;fill:#fff}"
+    ".stall{fill:#e74c3c;fill-opacity:0.18;stroke:#c0392b;stroke-width:1.2}"
+    "</style>";
+
+double ms(Nanos n) { return static_cast<double>(n.count()) / 1e6; }
+
+std::string duration_text(double ms_value) {
+  if (ms_value >= 1000) return fmt::format("{:.2f} s", ms_value / 1000);
+  if (ms_value >= 10) return fmt::format("{:.0f} ms", ms_value);
+  if (ms_value >= 1) return fmt::format("{:.1f} ms", ms_value);
+  return fmt::format("{:.0f} µs", ms_value * 1000);
+}
+
+// A tick step of 1, 2 or 5 x 10^k giving at most ~10 ticks over `range_ms`.
+double tick_step(double range_ms) {
+  if (range_ms <= 0) return 1;
+  const double raw = range_ms / 10;
+  const double p = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (m * p >= raw) return m * p;
+  return 10 * p;
+}
+
+struct Lane {
+  int pid;
+  std::uint64_t tid;
+  std::vector<const TaskRecord*> tasks;
+  std::vector<int> row_of;  // parallel to tasks
+  int rows = 0;
+  Nanos busy{0};  // time some task ran on this thread
+  double y = 0, height = 0;
+};
+
+// Length of the union of [start, end) intervals.
+Nanos union_length(std::vector<std::pair<Nanos, Nanos>> v) {
+  std::sort(v.begin(), v.end());
+  Nanos total{0}, cur_s{0}, cur_e{0};
+  bool any = false;
+  for (auto [s, e] : v) {
+    if (!any || s > cur_e) {
+      if (any) total += cur_e - cur_s;
+      cur_s = s;
+      cur_e = e;
+      any = true;
+    } else {
+      cur_e = std::max(cur_e, e);
+    }
+  }
+  if (any) total += cur_e - cur_s;
+  return total;
+}
+
+std::string executors_of(const Trace& t) {
+  std::set<std::string> names;
+  for (const TaskRecord& task : t.tasks) names.insert(task.executor);
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+}  // namespace
+
+void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
+  const int width = std::max(400, o.width);
+  const double left = 190, right = 24, top = 78, axis_h = 40;
+  const double plot_w = width - left - right;
+
+  // Time range: from the first task's start (or the first stall) to the last end.
+  Nanos t0 = t.tasks.empty() ? Nanos(0) : t.tasks.front().start;
+  Nanos t1 = t0;
+  for (const TaskRecord& task : t.tasks) {
+    t0 = std::min(t0, task.start);
+    t1 = std::max(t1, task.end);
+  }
+  for (const StallRecord& s : t.stalls) {
+    t0 = std::min(t0, s.start);
+    t1 = std::max(t1, s.end);
+  }
+  const double range_ms = std::max(ms(t1 - t0), 1e-3);
+  auto x_of = [&](Nanos n) { return left + ms(n - t0) / range_ms * plot_w; };
+
+  // Lanes in order of first use; tasks packed into rows within each lane.
+  std::vector<Lane> lanes;
+  std::map<std::pair<int, std::uint64_t>, std::size_t> lane_index;
+  for (const TaskRecord& task : t.tasks) {
+    auto [it, fresh] = lane_index.try_emplace({task.pid, task.tid}, lanes.size());
+    if (fresh) lanes.push_back(Lane{task.pid, task.tid, {}, {}, 0, Nanos(0), 0, 0});
+    lanes[it->second].tasks.push_back(&task);
+  }
+  std::map<std::pair<int, std::uint64_t>, std::vector<std::pair<Nanos, Nanos>>> ran_on;
+  for (const TaskRecord& task : t.tasks)
+    for (const Segment& s : task.segments)
+      if (s.kind == Segment::running) ran_on[{task.pid, s.tid}].push_back({s.start, s.end});
+  int total_rows = 0;
+  for (Lane& lane : lanes) {
+    // Tasks arrive in start order; each takes the row that came free first.
+    using Free = std::pair<Nanos, int>;  // (end of its last task, row)
+    std::priority_queue<Free, std::vector<Free>, std::greater<>> free_rows;
+    int rows = 0;
+    for (const TaskRecord* task : lane.tasks) {
+      int row;
+      if (!free_rows.empty() && free_rows.top().first <= task->start) {
+        row = free_rows.top().second;
+        free_rows.pop();
+      } else {
+        row = rows++;
+      }
+      free_rows.push({task->end, row});
+      lane.row_of.push_back(row);
+    }
+    lane.rows = rows;
+    lane.busy = union_length(ran_on[{lane.pid, lane.tid}]);
+    total_rows += lane.rows;
+  }
+  const double row_h = std::clamp(560.0 / std::max(total_rows, 1), 0.3, 18.0);
+  const double lane_pad = 4, lane_gap = 6, lane_min = 30;
+  double y = top;
+  for (Lane& lane : lanes) {
+    lane.y = y;
+    lane.height = std::max(lane_min, lane.rows * row_h + 2 * lane_pad);
+    y += lane.height + lane_gap;
+  }
+  if (lanes.empty()) y += 40;
+  const double height = y + axis_h;
+
+  // --- header --------------------------------------------------------------
+  const std::string executors = executors_of(t);
+  const std::string title =
+      o.title.empty() ? "concur · " + (executors.empty() ? std::string("no tasks") : executors)
+                      : o.title;
+  const double wall_ms = o.wall_s > 0 ? o.wall_s * 1000 : ms(t.span());
+  std::size_t failed = 0;
+  for (const TaskRecord& task : t.tasks) failed += task.failed ? 1 : 0;
+  std::string subtitle = fmt::format("{} task{} on {} lane{} · wall {}", t.tasks.size(),
+                                     t.tasks.size() == 1 ? "" : "s", lanes.size(),
+                                     lanes.size() == 1 ? "" : "s", duration_text(wall_ms));
+  if (failed > 0) subtitle += fmt::format(" · {} failed", failed);
+  if (!t.stalls.empty()) subtitle += fmt::format(" · {} stall report(s)", t.stalls.size());
+
+  out << fmt::format(
+      R"SVG(<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" width="{0}" height="{1:.0f}" viewBox="0 0 {0} {1:.0f}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">
+<title>{2}</title>
+<defs>
+<pattern id="hatch" patternUnits="userSpaceOnUse" width="6" height="6" patternTransform="rotate(45)"><rect width="6" height="6" fill="#cfe0f7"/><line x1="0" y1="0" x2="0" y2="6" stroke="#7fa8e0" stroke-width="2.2"/></pattern>
+<pattern id="hatch-failed" patternUnits="userSpaceOnUse" width="6" height="6" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f6d5d1"/><line x1="0" y1="0" x2="0" y2="6" stroke="#e08a80" stroke-width="2.2"/></pattern>
+</defs>
+{4}
+<rect width="{0}" height="{1:.0f}" fill="#ffffff"/>
+<text x="16" y="26" font-size="18" font-weight="bold" fill="#1d2733">{2}</text>
+<text x="16" y="46" font-size="13" fill="#3c4754">{3}</text>
+)SVG",
+      width, height, xml(title), xml(subtitle), kStyle);
+
+  // Legend, right-aligned on the subtitle line.
+  {
+    double lx = width - right - 330;
+    const double ly = 56;
+    out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="18" height="11" class="run"/>)", lx,
+                       ly)
+        << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">running</text>)", lx + 23,
+                       ly + 10);
+    lx += 82;
+    out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="18" height="11" class="wait"/>)", lx,
+                       ly)
+        << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">waiting</text>)", lx + 23,
+                       ly + 10);
+    lx += 80;
+    out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="18" height="11" fill="#c0392b"/>)", lx,
+                       ly)
+        << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">failed</text>)", lx + 23,
+                       ly + 10);
+    lx += 72;
+    out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="18" height="11" class="stall"/>)", lx,
+                       ly)
+        << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">stall</text>)", lx + 23, ly + 10)
+        << '\n';
+  }
+
+  // --- lanes and grid ------------------------------------------------------
+  for (std::size_t i = 0; i < lanes.size(); ++i) {
+    const Lane& lane = lanes[i];
+    out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" class="{}"/>)",
+                       left, lane.y, plot_w, lane.height, i % 2 == 0 ? "lane" : "lane-alt");
+    const bool worker = lane.pid != t.pid;
+    const std::string name =
+        worker ? fmt::format("process {}", i + 1) : fmt::format("thread {}", i + 1);
+    const std::string detail =
+        fmt::format("{} {} · busy {:.0f}%", worker ? "pid" : "tid", worker ? lane.tid : lane.tid,
+                    100.0 * ms(lane.busy) / range_ms);
+    const double mid = lane.y + std::min(lane.height, 40.0) / 2;
+    out << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="label" text-anchor="end">{}</text>)",
+                       left - 10, mid, xml(name))
+        << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub" text-anchor="end">{}</text>)",
+                       left - 10, mid + 14, xml(detail))
+        << '\n';
+  }
+  const double plot_bottom = y - lane_gap;
+  const double step = tick_step(range_ms);
+  const bool in_s = range_ms >= 2000;
+  for (double v = 0; v <= range_ms * 1.0001; v += step) {
+    const double x = left + v / range_ms * plot_w;
+    const std::string label = in_s ? fmt::format("{:g} s", v / 1000) : fmt::format("{:g} ms", v);
+    out << fmt::format(
+               R"(<line x1="{0:.1f}" y1="{1:.1f}" x2="{0:.1f}" y2="{2:.1f}" class="grid"/>)", x,
+               top - 4, plot_bottom + 4)
+        << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="tick" text-anchor="middle">{}</text>)",
+                       x, plot_bottom + 20, label)
+        << '\n';
+  }
+  if (lanes.empty()) {
+    out << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">no tasks were recorded</text>)",
+                       left, top + 24);
+  }
+
+  // --- bars ----------------------------------------------------------------
+  const double bar_h = row_h >= 6 ? row_h - 2 : row_h;
+  const double bar_off = row_h >= 6 ? 1 : 0;
+  for (const Lane& lane : lanes) {
+    for (std::size_t k = 0; k < lane.tasks.size(); ++k) {
+      const TaskRecord& task = *lane.tasks[k];
+      const double by = lane.y + lane_pad + lane.row_of[k] * row_h + bar_off;
+      const double x0 = x_of(task.start);
+      double x1 = std::max(x_of(task.end), x0 + 0.6);
+      // A hairline of background between back-to-back tasks in one row.
+      if (x1 - x0 > 4) x1 -= 0.75;
+      out << fmt::format(
+          R"(<g class="task{}" data-id="{}"><title>{} #{} · {} · {}–{} · ran {} · waited {}{}</title>)",
+          task.failed ? " failed" : "", task.id, xml(task.name), task.id, xml(task.executor),
+          duration_text(ms(task.start - t0)), duration_text(ms(task.end - t0)),
+          duration_text(ms(task.end - task.start - task.waited())),
+          duration_text(ms(task.waited())), task.failed ? " · failed" : "");
+      // The whole span in the running colour, waits drawn over it.
+      out << fmt::format(
+          R"(<rect class="run" x="{:.2f}" y="{:.2f}" width="{:.2f}" height="{:.2f}"/>)", x0, by,
+          x1 - x0, bar_h);
+      for (const Segment& s : task.segments) {
+        if (s.kind != Segment::waiting) continue;
+        const double wx0 = std::max(x0, x_of(s.start));
+        const double wx1 = std::min(x1, x_of(s.end));
+        if (wx1 - wx0 < 0.05) continue;
+        out << fmt::format(
+            R"(<rect class="wait" x="{:.2f}" y="{:.2f}" width="{:.2f}" height="{:.2f}"/>)", wx0, by,
+            wx1 - wx0, bar_h);
+      }
+      const double text_w = 6.6 * static_cast<double>(task.name.size()) + 8;
+      if (row_h >= 14 && x1 - x0 >= text_w) {
+        // On a running stretch the white name reads; on hatching a dark one does.
+        const bool starts_waiting =
+            !task.segments.empty() && task.segments.front().kind == Segment::waiting;
+        out << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="name"{}>{}</text>)", x0 + 4,
+                           by + bar_h / 2 + 4, starts_waiting ? R"( style="fill:#1d2733")" : "",
+                           xml(task.name));
+      }
+      out << "</g>\n";
+    }
+  }
+
+  // --- stalls: the stretch a task held its thread, over that thread's lane --
+  for (const StallRecord& s : t.stalls) {
+    auto it = lane_index.find({s.pid, s.tid});
+    const double sy = it != lane_index.end() ? lanes[it->second].y : top;
+    const double sh = it != lane_index.end() ? lanes[it->second].height : plot_bottom - top;
+    const double x0 = x_of(s.start), x1 = std::max(x_of(s.end), x0 + 1);
+    out << fmt::format(
+               R"(<g class="stall-report"><title>stall: '{}' held the {} thread for {}</title><rect class="stall" x="{:.2f}" y="{:.2f}" width="{:.2f}" height="{:.2f}"/></g>)",
+               xml(s.task), xml(s.executor), duration_text(ms(s.end - s.start)), x0, sy, x1 - x0,
+               sh)
+        << '\n';
+  }
+  out << "</svg>\n";
+}
+
+void write_svg(const Trace& t, const std::string& path, const SvgOptions& options) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) throw std::runtime_error("concur::trace: cannot write '" + path + "'");
+  write_svg(t, f, options);
+  f.flush();
+  if (!f) throw std::runtime_error("concur::trace: error writing '" + path + "'");
+}
+
+}  // namespace concur::trace

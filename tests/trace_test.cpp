@@ -1,0 +1,312 @@
+// The trace recorder and its two exports, on every executor configuration:
+// the recorded tasks match what ran, the Chrome JSON is well formed (required
+// keys, a begin and an end per task, properly nested intervals), and the SVG
+// is XML with one bar per task.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <boost/property_tree/ptree.hpp>
+#include <boost/property_tree/xml_parser.hpp>
+#include <chrono>
+#include <concur/concur.hpp>
+#include <concur/trace.hpp>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/executor_params.hpp"
+
+using namespace std::chrono_literals;
+using concur::Task;
+namespace trace = concur::trace;
+
+namespace {
+
+Task<int> nap(std::chrono::milliseconds d, int v) {
+  co_await concur::sleep_for(d);
+  co_return v;
+}
+CONCUR_REGISTER(nap);
+
+Task<int> broken(std::chrono::milliseconds d) {
+  co_await concur::sleep_for(d);
+  throw std::runtime_error("broken on purpose");
+}
+CONCUR_REGISTER(broken);
+
+// A task that gathers two naps of its own: a nested batch.
+Task<int> fan_out(std::chrono::milliseconds d) {
+  auto [a, b] = co_await concur::gather(concur::call(nap, d, 1), concur::call(nap, d, 2));
+  co_return a + b;
+}
+CONCUR_REGISTER(fan_out);
+
+Task<int> instant(int v) { co_return v; }
+CONCUR_REGISTER(instant);
+
+// Holds its thread: the classic mistake the stall detector reports.
+Task<int> hog(std::chrono::milliseconds d) {
+  std::this_thread::sleep_for(d);
+  co_return 0;
+}
+CONCUR_REGISTER(hog);
+
+// Runs the mixed batch every executor test uses: 3 naps, a failure, a nested gather.
+trace::Trace record_mixed(concur::Executor& ex) {
+  trace::Recorder rec(ex);
+  auto [a, b, c, bad, nested] = ex.gather_settled(
+      concur::call(nap, 30ms, 1), concur::call(nap, 30ms, 2), concur::call(nap, 30ms, 3),
+      concur::call(broken, 10ms), concur::call(fan_out, 20ms));
+  EXPECT_TRUE(a.ok() && b.ok() && c.ok() && nested.ok());
+  EXPECT_FALSE(bad.ok());
+  return rec.stop();
+}
+
+boost::json::array chrome_events(const trace::Trace& t) {
+  std::ostringstream out;
+  trace::write_chrome_json(t, out);
+  boost::json::value v = boost::json::parse(out.str());
+  return v.as_object().at("traceEvents").as_array();
+}
+
+// Checks the trace-event rules the viewers rely on and returns the task ids
+// that had both a begin and an end.
+std::set<std::int64_t> check_chrome(const boost::json::array& events) {
+  std::map<std::pair<std::int64_t, std::int64_t>, std::vector<std::string>> thread_stack;
+  std::map<std::int64_t, std::vector<std::string>> async_stack;
+  std::map<std::pair<std::int64_t, std::int64_t>, double> last_ts;
+  std::set<std::int64_t> begun, ended;
+  for (const auto& ev : events) {
+    const auto& o = ev.as_object();
+    for (const char* key : {"ph", "ts", "pid", "tid", "name"})
+      EXPECT_TRUE(o.contains(key))
+          << "event without '" << key << "': " << boost::json::serialize(o);
+    const std::string ph(o.at("ph").as_string());
+    const std::string name(o.at("name").as_string());
+    const double ts = o.at("ts").is_double() ? o.at("ts").as_double()
+                                             : static_cast<double>(o.at("ts").to_number<double>());
+    EXPECT_GE(ts, 0.0);
+    const std::pair<std::int64_t, std::int64_t> lane{o.at("pid").to_number<std::int64_t>(),
+                                                     o.at("tid").to_number<std::int64_t>()};
+    if (ph == "B" || ph == "E") {
+      // Per thread, B/E come in time order and nest like brackets.
+      EXPECT_GE(ts, last_ts[lane]) << "thread events out of order";
+      last_ts[lane] = ts;
+      auto& stack = thread_stack[lane];
+      if (ph == "B") {
+        stack.push_back(name);
+      } else {
+        EXPECT_FALSE(stack.empty()) << "E without B: " << name;
+        if (!stack.empty()) {
+          EXPECT_EQ(stack.back(), name) << "thread slices overlap without nesting";
+          stack.pop_back();
+        }
+      }
+    } else if (ph == "b" || ph == "e") {
+      const std::int64_t id = o.at("id").to_number<std::int64_t>();
+      auto& stack = async_stack[id];
+      if (ph == "b") {
+        if (stack.empty()) begun.insert(id);
+        stack.push_back(name);
+      } else {
+        EXPECT_FALSE(stack.empty()) << "e without b for task " << id;
+        if (!stack.empty()) {
+          EXPECT_EQ(stack.back(), name) << "task " << id << ": intervals not nested";
+          stack.pop_back();
+          if (stack.empty()) ended.insert(id);
+        }
+      }
+    } else {
+      EXPECT_TRUE(ph == "M" || ph == "i") << "unexpected phase " << ph;
+    }
+  }
+  for (const auto& [lane, stack] : thread_stack) EXPECT_TRUE(stack.empty()) << "unclosed B";
+  for (const auto& [id, stack] : async_stack) EXPECT_TRUE(stack.empty()) << "unclosed b " << id;
+  EXPECT_EQ(begun, ended);
+  return ended;
+}
+
+std::size_t count_task_bars(const boost::property_tree::ptree& node) {
+  std::size_t n = 0;
+  for (const auto& [tag, child] : node) {
+    if (tag == "g") {
+      const std::string cls = child.get<std::string>("<xmlattr>.class", "");
+      if (cls == "task" || cls == "task failed") ++n;
+    }
+    n += count_task_bars(child);
+  }
+  return n;
+}
+
+// Parses the SVG as XML (throws if it is not) and counts its task bars.
+std::size_t svg_task_bars(const trace::Trace& t) {
+  std::ostringstream out;
+  trace::write_svg(t, out, {.title = "test"});
+  std::istringstream in(out.str());
+  boost::property_tree::ptree tree;
+  boost::property_tree::read_xml(in, tree);
+  EXPECT_EQ(tree.count("svg"), 1U);
+  return count_task_bars(tree);
+}
+
+class TraceSuite : public ::testing::TestWithParam<concur::testing::ExecutorParam> {
+ protected:
+  std::unique_ptr<concur::Executor> make() { return concur::make_executor(GetParam().config()); }
+};
+
+TEST_P(TraceSuite, RecordsEveryTaskWithItsWaits) {
+  auto ex = make();
+  const trace::Trace t = record_mixed(*ex);
+  ASSERT_EQ(t.tasks.size(), 7U);  // 5 top-level + 2 nested
+  std::map<std::string, int> by_name;
+  for (const auto& task : t.tasks) {
+    ++by_name[task.name];
+    EXPECT_EQ(task.executor, ex->name());
+    EXPECT_LE(task.start, task.end);
+    EXPECT_GT(task.tid, 0U);
+    EXPECT_GT(task.pid, 0);
+    ASSERT_FALSE(task.segments.empty()) << task.name;
+    EXPECT_EQ(task.segments.front().start, task.start);
+    EXPECT_EQ(task.segments.back().end, task.end);
+    for (std::size_t i = 1; i < task.segments.size(); ++i) {
+      EXPECT_EQ(task.segments[i - 1].end, task.segments[i].start) << "segments must tile the task";
+      EXPECT_NE(task.segments[i - 1].kind, task.segments[i].kind);
+    }
+    EXPECT_EQ(task.failed, task.name == "broken");
+    // Every task here sleeps or awaits a nested gather, so it waited; except
+    // that sequential runs fan_out's children inline, inside its running bar.
+    if (task.name != "fan_out" || ex->name() != "sequential") {
+      EXPECT_GE(task.waited(), 5ms) << task.name;
+    }
+  }
+  EXPECT_EQ(by_name["nap"], 5);
+  EXPECT_EQ(by_name["broken"], 1);
+  EXPECT_EQ(by_name["fan_out"], 1);
+  // The nested naps name fan_out as their parent.
+  std::uint64_t fan_id = 0;
+  for (const auto& task : t.tasks)
+    if (task.name == "fan_out") fan_id = task.id;
+  int children = 0;
+  for (const auto& task : t.tasks) children += task.parent == fan_id ? 1 : 0;
+  EXPECT_EQ(children, 2);
+}
+
+TEST_P(TraceSuite, ChromeJsonIsWellFormed) {
+  auto ex = make();
+  const trace::Trace t = record_mixed(*ex);
+  const auto events = chrome_events(t);
+  const auto complete = check_chrome(events);
+  EXPECT_EQ(complete.size(), t.tasks.size()) << "every task needs a begin and an end";
+  for (const auto& task : t.tasks) EXPECT_TRUE(complete.count(static_cast<std::int64_t>(task.id)));
+}
+
+TEST_P(TraceSuite, SvgHasOneBarPerTask) {
+  auto ex = make();
+  const trace::Trace t = record_mixed(*ex);
+  EXPECT_EQ(svg_task_bars(t), t.tasks.size());
+}
+
+TEST_P(TraceSuite, ManyTasksStayReadable) {
+  auto ex = make();
+  std::vector<decltype(concur::call(instant, 0))> calls;
+  for (int i = 0; i < 1000; ++i) calls.push_back(concur::call(instant, i));
+  trace::Recorder rec(*ex);
+  ex->gather(calls);
+  const trace::Trace t = rec.stop();
+  ASSERT_EQ(t.tasks.size(), 1000U);
+  EXPECT_EQ(svg_task_bars(t), 1000U);
+  check_chrome(chrome_events(t));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Executors, TraceSuite, ::testing::ValuesIn(concur::testing::executor_params()),
+    concur::testing::param_label<::testing::TestParamInfo<concur::testing::ExecutorParam>>);
+
+TEST(Trace, OffByDefaultAndAfterStop) {
+  auto ex = concur::make_executor(concur::Config{});
+  EXPECT_FALSE(trace::recording());
+  ex->gather(concur::call(instant, 1));  // not recorded: nobody is recording
+  trace::Recorder rec;
+  EXPECT_TRUE(trace::recording());
+  ex->gather(concur::call(instant, 2), concur::call(instant, 3));
+  const trace::Trace t = rec.stop();
+  EXPECT_FALSE(trace::recording());
+  EXPECT_EQ(t.tasks.size(), 2U);
+  EXPECT_TRUE(rec.stop().tasks.empty()) << "a second stop returns nothing";
+}
+
+TEST(Trace, OneRecorderAtATime) {
+  trace::Recorder rec;
+  EXPECT_THROW(trace::Recorder second, concur::UsageError);
+}
+
+TEST(Trace, ExecutorRecorderKeepsOnlyItsTasks) {
+  concur::Config a;
+  a.set("executor", "event_loop", "test");
+  auto loop = concur::make_executor(a);
+  concur::Config b;
+  b.set("executor", "sequential", "test");
+  auto seq = concur::make_executor(b);
+  trace::Recorder rec(*loop);
+  loop->gather(concur::call(instant, 1));
+  seq->gather(concur::call(instant, 2), concur::call(instant, 3));
+  const trace::Trace t = rec.stop();
+  ASSERT_EQ(t.tasks.size(), 1U);
+  EXPECT_EQ(t.tasks[0].executor, "event_loop");
+}
+
+TEST(Trace, StallReportsAppearInTraces) {
+  concur::Config c;
+  c.set("executor", "event_loop", "test");
+  c.set("stall_ms", "20", "test");
+  auto ex = concur::make_executor(c);
+  ex->on_stall([](const concur::StallReport&) {});  // keep the test's output quiet
+  trace::Recorder rec(*ex);
+  ex->gather(concur::call(hog, 60ms), concur::call(nap, 10ms, 1));
+  const trace::Trace t = rec.stop();
+  ASSERT_EQ(t.stalls.size(), 1U);
+  EXPECT_EQ(t.stalls[0].task, "hog");
+  EXPECT_GE(t.stalls[0].end - t.stalls[0].start, 40ms);
+
+  std::size_t stall_events = 0;
+  for (const auto& ev : chrome_events(t)) {
+    const auto& o = ev.as_object();
+    if (o.at("ph").as_string() == "i" && o.at("name").as_string() == "stall: hog") ++stall_events;
+  }
+  EXPECT_EQ(stall_events, 1U);
+  std::ostringstream svg;
+  trace::write_svg(t, svg);
+  EXPECT_NE(svg.str().find("class=\"stall-report\""), std::string::npos);
+}
+
+TEST(Trace, ExternalTasksGetTheirWorkerAsLane) {
+  trace::Recorder rec;
+  const auto t0 = trace::Clock::now();
+  const std::pair<trace::Clock::time_point, trace::Clock::time_point> wait{t0 + 2ms, t0 + 8ms};
+  trace::record_task("remote", "processes", 424242, t0, t0 + 10ms, false, {&wait, 1});
+  trace::record_task("remote", "processes", 434343, t0 + 1ms, t0 + 5ms, true);
+  const trace::Trace t = rec.stop();
+  ASSERT_EQ(t.tasks.size(), 2U);
+  EXPECT_EQ(t.lanes().size(), 2U);
+  EXPECT_EQ(t.tasks[0].pid, 424242);
+  EXPECT_EQ(t.tasks[0].waited(), 6ms);
+  EXPECT_TRUE(t.tasks[1].failed);
+  check_chrome(chrome_events(t));
+  EXPECT_EQ(svg_task_bars(t), 2U);
+}
+
+TEST(Trace, WritingToABadPathIsAClearError) {
+  trace::Trace t;
+  try {
+    trace::write_svg(t, "/nonexistent-dir/x.svg");
+    FAIL() << "expected an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent-dir/x.svg"), std::string::npos);
+  }
+}
+
+}  // namespace
