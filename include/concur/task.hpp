@@ -11,6 +11,8 @@
 #include <utility>
 #include <variant>
 
+#include "concur/detail/frame_alloc.hpp"
+
 namespace concur {
 
 template <class T = void>
@@ -50,7 +52,7 @@ class TaskResult<void> {
 };
 
 template <class T>
-struct TaskPromise : TaskResult<T> {
+struct TaskPromise : TaskResult<T>, FrameAllocated {
   std::coroutine_handle<> continuation = std::noop_coroutine();
 
   Task<T> get_return_object() noexcept;

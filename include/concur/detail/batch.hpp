@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "concur/detail/context.hpp"
+#include "concur/detail/frame_alloc.hpp"
 #include "concur/detail/trace_hooks.hpp"
 #include "concur/options.hpp"
 #include "concur/result.hpp"
@@ -33,7 +34,7 @@ struct ChildTask {
   using promise_type = ChildPromise;
   ChildHandle handle;
 };
-struct ChildPromise {
+struct ChildPromise : FrameAllocated {
   std::optional<Context> ctx;
   ChildTask get_return_object() noexcept { return {ChildHandle::from_promise(*this)}; }
   // Resumed first on the thread that runs the child: the trace's task start.
