@@ -1,0 +1,134 @@
+// Runs concur-translate as a user would (embedded fake server, short
+// latency, --json) and checks the shape of what it prints: replies in input
+// order on every executor, concurrency clearly faster than sequential, and a
+// failing input reported at its own position while the others succeed.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+#include <array>
+#include <boost/json.hpp>
+#include <concur/fake_llm.hpp>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace json = boost::json;
+
+std::string run(const std::string& command) {
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), &pclose);
+  EXPECT_TRUE(pipe);
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (pipe && std::fgets(buf.data(), buf.size(), pipe.get()) != nullptr) out += buf.data();
+  return out;
+}
+
+// One JSON object per line, keyed by executor; checks the common keys.
+std::map<std::string, json::object> parse_runs(const std::string& out) {
+  std::map<std::string, json::object> runs;
+  std::size_t start = 0;
+  while (start < out.size()) {
+    const auto end = out.find('\n', start);
+    const std::string line = out.substr(start, end - start);
+    start = end == std::string::npos ? out.size() : end + 1;
+    if (line.empty()) continue;
+    json::object o = json::parse(line).as_object();
+    for (const char* key :
+         {"demo", "executor", "case", "wall_s", "cpu_s", "ok", "failed", "results"}) {
+      EXPECT_TRUE(o.contains(key)) << key << " missing in " << line;
+    }
+    EXPECT_EQ(o["demo"].as_string(), "translate");
+    runs[std::string(o["executor"].as_string())] = o;
+  }
+  return runs;
+}
+
+const std::vector<std::string> kSeed{
+    "Hello, how are you today?",
+    "The weather is beautiful this morning.",
+    "I am learning to write concurrent programs.",
+    "Could you recommend a good book to read?",
+};
+
+TEST(TranslateDemo, ConcurrentExecutorsOverlapTheCallsAndKeepInputOrder) {
+  const std::string out =
+      run(std::string(CONCUR_TRANSLATE_BIN) + " --executor all --latency 200ms --workers 4 --json");
+  const auto runs = parse_runs(out);
+  ASSERT_TRUE(runs.contains("sequential")) << out;
+  ASSERT_GE(runs.size(), 4u) << out;
+  const double sequential = runs.at("sequential").at("wall_s").to_number<double>();
+  EXPECT_GE(sequential, 4 * 0.2 * 0.95) << "sequential waits for each of four 200 ms calls";
+  for (const auto& [executor, o] : runs) {
+    SCOPED_TRACE(executor);
+    EXPECT_EQ(o.at("ok").to_number<int>(), 4);
+    EXPECT_EQ(o.at("failed").to_number<int>(), 0);
+    const auto& results = o.at("results").as_array();
+    ASSERT_EQ(results.size(), kSeed.size());
+    for (std::size_t i = 0; i < kSeed.size(); ++i) {
+      ASSERT_TRUE(results[i].is_string()) << json::serialize(results[i]);
+      EXPECT_EQ(results[i].as_string(), concur::fake_llm::reply_for(kSeed[i])) << "input " << i;
+    }
+    if (executor != "sequential") {
+      EXPECT_LT(o.at("wall_s").to_number<double>(), 0.7 * sequential)
+          << "overlapped waits should be clearly faster than one after another";
+    }
+  }
+}
+
+TEST(TranslateDemo, AFailedInputIsAnErrorAtItsPositionAndTheOthersSucceed) {
+  char path[] = "/tmp/concur-translate-test-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  const std::vector<std::string> texts{"Good morning.", "This reply is broken [[fault:malformed]]",
+                                       "Refused once, then fine [[fault:429:1]]", "Good night."};
+  {
+    std::ofstream f(path);
+    for (const auto& t : texts) f << t << "\n\n";  // blank lines are not texts
+  }
+  const std::string out = run(std::string(CONCUR_TRANSLATE_BIN) + " --executor all --input " +
+                              path + " --latency 20ms --json");
+  unlink(path);
+  const auto runs = parse_runs(out);
+  ASSERT_GE(runs.size(), 4u) << out;
+  for (const auto& [executor, o] : runs) {
+    SCOPED_TRACE(executor);
+    EXPECT_EQ(o.at("ok").to_number<int>(), 3);
+    EXPECT_EQ(o.at("failed").to_number<int>(), 1);
+    const auto& results = o.at("results").as_array();
+    ASSERT_EQ(results.size(), texts.size());
+    for (std::size_t i : {0u, 2u, 3u}) {
+      ASSERT_TRUE(results[i].is_string()) << json::serialize(results[i]);
+      EXPECT_EQ(results[i].as_string(), concur::fake_llm::reply_for(texts[i]));
+    }
+    ASSERT_TRUE(results[1].is_object()) << json::serialize(results[1]);
+    const std::string error(results[1].at("error").as_string());
+    // A worker process's ApiError (not rebuildable from a string) crosses
+    // the process boundary as concur::RemoteError with the same message.
+    const bool typed =
+        error.find("ApiError: ") != std::string::npos ||
+        (executor == "processes" && error.find("RemoteError: ") != std::string::npos);
+    EXPECT_TRUE(typed) << error;
+    EXPECT_NE(error.find("not JSON"), std::string::npos) << error;
+  }
+}
+
+TEST(TranslateDemo, BadInputsAreClearErrors) {
+  std::string out =
+      run(std::string(CONCUR_TRANSLATE_BIN) + " --input /nonexistent/texts.txt 2>&1; echo exit=$?");
+  EXPECT_NE(out.find("cannot read --input '/nonexistent/texts.txt'"), std::string::npos) << out;
+  EXPECT_NE(out.find("exit=2"), std::string::npos) << out;
+  out = run(std::string(CONCUR_TRANSLATE_BIN) + " --executor fiberz 2>&1; echo exit=$?");
+  EXPECT_NE(out.find("unknown executor \"fiberz\""), std::string::npos) << out;
+  EXPECT_NE(out.find("exit=2"), std::string::npos) << out;
+  out = run(std::string(CONCUR_TRANSLATE_BIN) + " --latency soon 2>&1; echo exit=$?");
+  EXPECT_NE(out.find("bad latency 'soon'"), std::string::npos) << out;
+  EXPECT_NE(out.find("exit=2"), std::string::npos) << out;
+}
+
+}  // namespace
