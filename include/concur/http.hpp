@@ -79,7 +79,8 @@ Task<Response> post(std::string url, std::string body,
 
 /// How many transfers may be in flight at once on one I/O engine (event_loop,
 /// fibers); more wait in a queue. Derived from the process's open-file limit
-/// (RLIMIT_NOFILE) so that queued requests never fail with EMFILE.
+/// (RLIMIT_NOFILE) so that queued requests never fail with EMFILE: half the
+/// descriptors free now, less a reserve (an in-process peer needs the rest).
 std::size_t max_in_flight();
 
 // --- errors --------------------------------------------------------------

@@ -44,6 +44,7 @@ class EventLoop final : public Executor, private detail::Driver {
 
   void run_root(std::coroutine_handle<> root, detail::Context& ctx) override {
     loop_thread_ = std::this_thread::get_id();
+    engine_.bind_to_current_thread();  // lets I/O waits touch the engine inline
     detail::ScopedCurrent scope(this, &ctx);
     resume_timed(root, &ctx);
     std::vector<Ready> batch;
@@ -75,6 +76,8 @@ class EventLoop final : public Executor, private detail::Driver {
   }
 
   void finish(detail::Waiter& w) noexcept override { engine_.remove_timer(w); }
+
+  io::Engine* io_engine() noexcept override { return &engine_; }
 
   // Resumes one coroutine and charges the time it held the thread to it,
   // minus the time of children it started eagerly (they are charged apart).

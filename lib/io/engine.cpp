@@ -2,9 +2,28 @@
 
 #include <boost/asio/post.hpp>
 
+#include "io/curl_multi.hpp"
+
 namespace concur::io {
 
 Engine::Engine() : keep_running_(io_.get_executor()), timer_(io_) {}
+
+// libcurl's transfers end (and their sockets close) before the io_context
+// that watches those sockets is destroyed.
+Engine::~Engine() { curl_.reset(); }
+
+void Engine::dispatch(std::function<void()> fn) {
+  if (owner_ == std::this_thread::get_id()) {
+    fn();
+  } else {
+    post(std::move(fn));
+  }
+}
+
+CurlMulti& Engine::curl() {
+  if (!curl_) curl_ = std::make_unique<CurlMulti>(*this);
+  return *curl_;
+}
 
 void Engine::add_timer(detail::Waiter& w) {
   w.driver_key = next_key_++;

@@ -1,9 +1,10 @@
-// The I/O engine shared by the suspending drivers (event_loop, later fibers):
-// one Boost.Asio io_context that carries the timers of every parked waiter
-// (and, later, libcurl's sockets). All timers share one asio::steady_timer set
-// to the earliest deadline, so a million sleeping tasks cost one kernel timer.
-// Single-threaded: only the thread running the engine touches it, except
-// post(), which any thread may call.
+// The I/O engine shared by the suspending drivers (event_loop, fibers): one
+// Boost.Asio io_context that carries the timers of every parked waiter and
+// the sockets of libcurl's transfers (concur::http, see curl_multi.hpp). All
+// timers share one asio::steady_timer set to the earliest deadline, so a
+// million sleeping tasks cost one kernel timer. Single-threaded: only the
+// thread running the engine touches it, except post(), which any thread may
+// call, and dispatch(), which posts unless called on the engine's own thread.
 #pragma once
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -13,15 +14,20 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
+#include <thread>
 #include <utility>
 
 #include "concur/detail/context.hpp"
 
 namespace concur::io {
 
+class CurlMulti;
+
 class Engine {
  public:
   Engine();
+  ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -43,6 +49,16 @@ class Engine {
   /// Runs `fn` on the engine's thread (thread-safe).
   void post(std::function<void()> fn);
 
+  /// Marks the calling thread as the only one that runs this engine and the
+  /// tasks waiting on it (event_loop), so dispatch() may run work inline.
+  void bind_to_current_thread() noexcept { owner_ = std::this_thread::get_id(); }
+  /// Runs `fn` now if the calling thread owns the engine, else post()s it.
+  void dispatch(std::function<void()> fn);
+
+  /// libcurl's multi handle on this engine (concur::http), made on first use.
+  /// Only the side running the engine may call this.
+  CurlMulti& curl();
+
  private:
   std::size_t fire_expired();
   void arm();
@@ -53,6 +69,9 @@ class Engine {
   detail::TimePoint armed_for_ = detail::kNever;
   std::map<std::pair<detail::TimePoint, std::uint64_t>, detail::Waiter*> timers_;
   std::uint64_t next_key_ = 1;
+  std::thread::id owner_;
+  // Its sockets and timer live in io_, so it must go first (see ~Engine).
+  std::unique_ptr<CurlMulti> curl_;
 };
 
 }  // namespace concur::io

@@ -14,6 +14,10 @@
 
 #include "concur/detail/context.hpp"
 
+namespace concur::io {
+class Engine;
+}
+
 namespace concur::detail {
 
 class Driver {
@@ -34,6 +38,11 @@ class Driver {
   virtual void unpark(Waiter& w) noexcept = 0;
   /// Called on the waiter's own thread after it resumed; drops driver state.
   virtual void finish(Waiter& w) noexcept { (void)w; }
+
+  /// The I/O engine (sockets and timers) this driver's tasks wait on, or null
+  /// when a wait blocks the thread (sequential, thread_pool, worker
+  /// processes). I/O waits such as concur::http pick how to wait from it.
+  virtual io::Engine* io_engine() noexcept { return nullptr; }
 };
 
 /// Parks the current coroutine `h` on `w` through the current driver.

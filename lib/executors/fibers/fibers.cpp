@@ -508,6 +508,10 @@ class Fibers final : public Executor, private detail::Driver {
 
   void unpark(Waiter& w) noexcept override { make_ready(*static_cast<FiberState*>(w.driver_data)); }
 
+  // Shared by all threads: I/O waits post their work to it (Engine::post),
+  // and whichever thread holds engine_mutex runs it.
+  io::Engine* io_engine() noexcept override { return &pool_.engine(); }
+
   void finish(Waiter& w) noexcept override {
     if (w.deadline != kNever) pool_.remove_timer(w);
   }
