@@ -96,6 +96,18 @@ foreach(name IN LISTS names)
   run_example(${name} "CONCUR_EXECUTOR=${name}")
 endforeach()
 
+if(MODE STREQUAL "find_package")
+  file(READ "${WORK_DIR}/prefix/lib/cmake/concur/concurTargets.cmake" targets_text)
+  if(targets_text MATCHES "concur::fake_llm")
+    execute_process(COMMAND "${WORK_DIR}/build/fake_llm_probe" RESULT_VARIABLE rc
+                    OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 30)
+    if(NOT rc EQUAL 0 OR NOT out MATCHES "^fake_llm http://127\\.0\\.0\\.1:[0-9]+/v1\n$")
+      message(FATAL_ERROR "concur consumer (${MODE}): fake_llm_probe exited ${rc}\n${out}${err}")
+    endif()
+    message(STATUS "concur consumer (${MODE}): concur::fake_llm probe: ok")
+  endif()
+endif()
+
 if(MODE STREQUAL "find_package" AND EXAMPLE_CONFIG)
   file(STRINGS "${EXAMPLE_CONFIG}" line REGEX "^executor *= *\"[a-z_]+\"")
   string(REGEX REPLACE "^executor *= *\"([a-z_]+)\".*" "\\1" configured "${line}")
