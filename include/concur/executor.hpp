@@ -47,8 +47,8 @@ using StallHandler = std::function<void(const StallReport&)>;
 /// several threads at once are not supported: give each thread its own).
 /// The const accessors and stall_count() are safe from any thread. Tasks run
 /// on the executor's threads (the caller's own thread for sequential and
-/// event_loop), so a task's code must be as thread-safe as the executor's
-/// lanes() demands.
+/// event_loop; worker processes for processes), so a task's code must be as
+/// thread-safe as the executor's lanes() demands.
 ///
 /// Errors: a fail-fast gather and run() rethrow the task's own exception
 /// unchanged (or Cancelled / TimeoutError / DeadlineExceeded); settled forms
