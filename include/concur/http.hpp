@@ -100,6 +100,9 @@ class Error : public concur::Error {
  public:
   Error(const std::string& message, std::string url, int curl_code)
       : concur::Error(message), url_(std::move(url)), curl_code_(curl_code) {}
+  /// Only the message: how an error raised in a worker process is rebuilt in
+  /// the parent (url() is then empty; the message still names the URL).
+  explicit Error(const std::string& message) : concur::Error(message), curl_code_(0) {}
   const std::string& url() const noexcept { return url_; }
   /// libcurl's CURLcode, for diagnostics.
   int curl_code() const noexcept { return curl_code_; }

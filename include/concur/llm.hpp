@@ -104,6 +104,10 @@ class ApiError : public concur::Error {
         type_(std::move(type)),
         code_(std::move(code)),
         url_(std::move(url)) {}
+  /// Only the message: how an error raised in a worker process is rebuilt in
+  /// the parent (the fields are then empty and status() is 0; what() still
+  /// holds them all).
+  explicit ApiError(const std::string& what) : concur::Error(what), status_(0) {}
   long status() const noexcept { return status_; }  ///< HTTP status
   const std::string& message() const noexcept { return message_; }
   const std::string& type() const noexcept { return type_; }  ///< e.g. "rate_limit_exceeded"

@@ -4,8 +4,20 @@
 #include <cctype>
 
 #include "concur/detail/driver.hpp"
+#include "concur/registry.hpp"
 #include "http/engine_wait.hpp"
 #include "io/curl_blocking.hpp"
+
+// The error types cross from worker processes (the processes executor) as
+// themselves.
+CONCUR_REGISTER_ERROR(concur::http::Error);
+CONCUR_REGISTER_ERROR(concur::http::ConnectionError);
+CONCUR_REGISTER_ERROR(concur::http::ConnectionRefused);
+CONCUR_REGISTER_ERROR(concur::http::DnsError);
+CONCUR_REGISTER_ERROR(concur::http::Timeout);
+CONCUR_REGISTER_ERROR(concur::http::TlsError);
+CONCUR_REGISTER_ERROR(concur::http::BodyTooLarge);
+CONCUR_REGISTER_ERROR(concur::http::InvalidRequest);
 
 namespace concur::http {
 

@@ -10,10 +10,14 @@
 
 #include "concur/errors.hpp"
 #include "concur/llm.hpp"
+#include "concur/registry.hpp"
 #include "concur/sleep.hpp"
 #include "llm/rate_limiter.hpp"
 #include "llm/retry.hpp"
 #include "llm/wire.hpp"
+
+// Crosses from worker processes (the processes executor) as itself.
+CONCUR_REGISTER_ERROR(concur::llm::ApiError);
 
 namespace concur::llm {
 
