@@ -31,6 +31,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "concur/detail/frame_alloc.hpp"
 #include "executors/blocking_driver.hpp"
 
 namespace concur::executors {
@@ -44,6 +45,12 @@ struct Unit {
   detail::Context* ctx = nullptr;
   Unit* next = nullptr;  // the parent's list of children; touched by the parent's thread only
   std::atomic<int> visits{0};
+
+  // Units are made on one thread and usually freed on another, like frames.
+  static void* operator new(std::size_t size) { return detail::allocate_frame(size); }
+  static void operator delete(void* p, std::size_t size) noexcept {
+    detail::deallocate_frame(p, size);
+  }
 };
 
 // The children spawned by the unit running on this thread, newest first.
