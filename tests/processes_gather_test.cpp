@@ -98,7 +98,16 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 class RegisteredGatherSuite : public ::testing::TestWithParam<concur::testing::ExecutorParam> {
  protected:
-  void SetUp() override { ex_ = concur::make_executor(GetParam().config()); }
+  void SetUp() override {
+    ex_ = concur::make_executor(GetParam().config());
+    if (GetParam().executor == "processes") {
+      // Worker processes start with the first call; let every one of them
+      // start (one slow call each) so that timing checks see a warm pool.
+      std::vector<decltype(concur::call(interval, 1ms))> warm(
+          static_cast<std::size_t>(ex_->lanes()), concur::call(interval, 30ms));
+      ex_->gather(warm);
+    }
+  }
   // Runs one task at a time: the sequential reference, or one worker process.
   bool one_lane() const {
     return GetParam().executor == "sequential" ||

@@ -193,6 +193,13 @@ TEST(Processes, SegfaultFailsOnlyItsOwnCall) { crash_batch(0, "SIGSEGV"); }
 TEST(Processes, AbortFailsOnlyItsOwnCall) { crash_batch(1, "SIGABRT"); }
 TEST(Processes, ExitFailsOnlyItsOwnCall) { crash_batch(2, "exited with status 3"); }
 
+TEST(Processes, WorkersStartWithTheFirstCall) {
+  auto ex = make(2);
+  EXPECT_TRUE(children_of(getpid()).empty()) << "an unused executor launched workers";
+  ex->gather(concur::call(worker_pid));
+  EXPECT_EQ(children_of(getpid()).size(), 2u);
+}
+
 TEST(Processes, CallsRunInOtherProcesses) {
   auto ex = make(2);
   EXPECT_EQ(ex->lanes(), 2);

@@ -127,14 +127,13 @@ Pool::Pool(asio::io_context& io, PoolOptions options) : io_(io), options_(std::m
   }
   environment_.push_back(std::string(kWorkerVariable) + "=1");
   environment_.push_back(fmt::format("{}={}", kParentVariable, getpid()));
-  for (int i = 0; i < options_.workers; ++i) {
-    try {
-      workers_.push_back(spawn());
-    } catch (const std::exception& e) {
-      throw WorkerStartError(fmt::format("concur processes executor: cannot launch worker '{}': {}",
-                                         options_.executable, e.what()));
-    }
-  }
+}
+
+// Workers start with the first call, not with the executor: an executor that
+// is made but never used (or only lists executors) launches nothing.
+void Pool::start() {
+  started_ = true;
+  for (int i = 0; i < options_.workers && !broken_; ++i) respawn();
 }
 
 Pool::~Pool() {
@@ -143,6 +142,8 @@ Pool::~Pool() {
   for (auto& w : workers_) {
     bp::error_code ec;
     w->sock.close(ec);
+    // One that never said hello is not serving and will not notice: stop it.
+    if (w->state == Worker::State::starting) ::kill(w->pid, SIGKILL);
   }
   for (auto& w : workers_) {
     bp::error_code ec;
@@ -443,6 +444,7 @@ void Pool::complete(Pending& p, std::exception_ptr error) {
 }
 
 void Pool::submit(Pending& p) {
+  if (!started_) start();
   if (broken_) {
     complete(p, broken_);
     return;

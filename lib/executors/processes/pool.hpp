@@ -69,6 +69,7 @@ class Pool {
   friend struct Worker;
   std::shared_ptr<Worker> spawn();
   void respawn();  // a replacement; on failure the pool is broken
+  void start();
   void read_replies(const std::shared_ptr<Worker>& w);
   void read_stderr(const std::shared_ptr<Worker>& w);
   void on_frame(Worker& w, const char* frame, std::size_t size);
@@ -91,6 +92,7 @@ class Pool {
   double average_ns_ = 0;      // recent run time of one call (EWMA)
   std::exception_ptr broken_;  // the workers cannot start: every call fails with this
   bool shutting_down_ = false;
+  bool started_ = false;
 };
 
 }  // namespace concur::executors::processes
