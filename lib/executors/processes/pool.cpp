@@ -371,19 +371,33 @@ void Pool::on_gone(Worker& w) {
 
   const std::string how = describe_status(status);
   if (was == Worker::State::starting) {
-    // Not one worker serves: fail everything rather than relaunch forever.
-    broken_ = std::make_exception_ptr(WorkerStartError(fmt::format(
+    const std::string why = fmt::format(
         "concur processes executor: {}: worker process {} ('{}') {}. Its {} (a launched worker "
         "serves calls there and never returns), or set worker_executable to a program that does",
         messages::kWorkerDidNotStart, w.pid, options_.executable,
         w.start_timed_out ? fmt::format("did not answer within {} s", kStartTimeout.count())
                           : how + " before it started serving calls",
-        messages::kForgotInit)));
-    for (auto& slot : w.inflight) {
-      if (slot.pending != nullptr) complete(*slot.pending, broken_);
+        messages::kForgotInit);
+    const bool any_ready = std::any_of(workers_.begin(), workers_.end(), [](const auto& x) {
+      return x->state == Worker::State::ready || x->state == Worker::State::retiring;
+    });
+    if (any_ready) {
+      // Others serve: go on with one lane fewer rather than relaunch in a loop.
+      std::fprintf(stderr, "%s; going on with fewer workers\n", why.c_str());
+      return;
     }
-    w.inflight.clear();
+    // Not one worker serves: fail everything, stop the other starters, and
+    // launch nothing more.
+    if (!broken_) broken_ = std::make_exception_ptr(WorkerStartError(why));
     fail_queued(broken_);
+    std::vector<std::shared_ptr<Worker>> starters;
+    for (const auto& x : workers_) {
+      if (x->state == Worker::State::starting) starters.push_back(x);
+    }
+    for (const auto& x : starters) {
+      ::kill(x->pid, SIGKILL);
+      on_gone(*x);
+    }
     return;
   }
 
