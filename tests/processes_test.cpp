@@ -367,6 +367,15 @@ TEST(Processes, ForgottenInitIsAClearErrorNotAHang) {
   EXPECT_TRUE(children_of(getpid()).empty());
 }
 
+TEST(Processes, MissingWorkerExecutableIsAClearError) {
+  try {
+    make(1, {{"worker_executable", "/nonexistent/concur-worker"}});
+    FAIL() << "no error for a missing worker executable";
+  } catch (const concur::WorkerStartError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/concur-worker"), std::string::npos);
+  }
+}
+
 TEST(Processes, KilledParentLeavesNoWorkers) {
   int out[2];
   ASSERT_EQ(pipe(out), 0);

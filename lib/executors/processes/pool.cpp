@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -119,7 +120,13 @@ Pool::Pool(asio::io_context& io, PoolOptions options) : io_(io), options_(std::m
                     "never served calls: {} (it serves calls there and never returns)",
                     messages::kForgotInit));
   }
-  if (options_.executable.empty()) options_.executable = this_executable();
+  if (options_.executable.empty()) {
+    options_.executable = this_executable();
+  } else if (::access(options_.executable.c_str(), X_OK) != 0) {
+    throw WorkerStartError(fmt::format(
+        "concur processes executor: worker_executable '{}' is not an executable file: {}",
+        options_.executable, std::strerror(errno)));
+  }
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string_view entry(*e);
     if (entry.starts_with("CONCUR_INTERNAL_")) continue;
