@@ -66,6 +66,12 @@ CONCUR_REGISTER(touch);
 
 int not_registered(std::string path) { return touch(path); }
 
+struct NoCodec {
+  int x = 0;
+};
+int takes_no_codec(NoCodec n) { return n.x; }
+CONCUR_REGISTER(takes_no_codec);
+
 int shout(std::string line) {
   std::fprintf(stderr, "%s\n", line.c_str());
   return worker_pid();
@@ -235,6 +241,18 @@ TEST(Processes, UnregisteredCallFailsBeforeAnythingRuns) {
   } catch (const concur::UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("lambda"), std::string::npos) << e.what();
   }
+  try {
+    ex->gather(concur::call(touch, path), concur::call(takes_no_codec, NoCodec{1}));
+    FAIL() << "a call without a codec ran";
+  } catch (const concur::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("takes_no_codec"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("codec"), std::string::npos) << e.what();
+  }
+  // The same function still runs in-process on other executors.
+  concur::Config seq;
+  seq.executor = "sequential";
+  EXPECT_EQ(
+      std::get<0>(concur::make_executor(seq)->gather(concur::call(takes_no_codec, NoCodec{5}))), 5);
   EXPECT_FALSE(std::filesystem::exists(path)) << "the registered call ran before the error";
   // Registered calls still work afterwards.
   EXPECT_EQ(std::get<0>(ex->gather(concur::call(touch, path))), 1);

@@ -231,6 +231,8 @@ class Server {
     store<std::uint8_t>(out_, kReplyStatusAt, static_cast<std::uint8_t>(status));
     store<std::uint64_t>(out_, kReplyNanosAt, static_cast<std::uint64_t>(ns));
     end_frame(out_, at);
+    // What the call printed reaches the terminal now, not when the worker ends.
+    std::fflush(stdout);
     write_all(fd_, out_.data(), out_.size());
   }
 
@@ -270,8 +272,10 @@ void serve_if_worker() {
   unsetenv(kWorkerVariable);
   unsetenv(kParentVariable);
   signal(SIGPIPE, SIG_IGN);
-  static Server server(fd);
-  server.run();
+  // Never destroyed: a call that calls exit() runs static destructors while
+  // the reader thread still uses the server.
+  auto* server = new Server(fd);
+  server->run();
 }
 
 }  // namespace concur::executors::processes
