@@ -82,12 +82,27 @@ CurlMulti::~CurlMulti() {
 
 void CurlMulti::start(std::shared_ptr<MultiTransfer> t) {
   if (t->phase_ != MultiTransfer::Phase::created) return;
-  if (in_flight_ < max_in_flight_) {
+  if (queue_.empty() && in_flight_ < max_in_flight_ && started_this_turn_ < kStartsPerTurn) {
     add(t);
   } else {
     t->phase_ = MultiTransfer::Phase::queued;
     queue_.push_back(std::move(t));
+    refill_later();
   }
+}
+
+// Thousands of transfers started in one go would open thousands of
+// connections before the engine reads a single reply (and flood the server's
+// accept queue); starting them in bursts between engine turns keeps replies
+// flowing while the rest connect.
+void CurlMulti::refill_later() {
+  if (refill_pending_) return;
+  refill_pending_ = true;
+  engine_.post([this] {
+    refill_pending_ = false;
+    started_this_turn_ = 0;
+    admit();
+  });
 }
 
 void CurlMulti::abort(const std::shared_ptr<MultiTransfer>& t) {
@@ -118,6 +133,7 @@ void CurlMulti::add(const std::shared_ptr<MultiTransfer>& t) {
     return;
   }
   t->phase_ = MultiTransfer::Phase::running;
+  ++started_this_turn_;
   t->keep_ = t;
   running_.insert(t.get());
   ++in_flight_;
@@ -132,6 +148,10 @@ void CurlMulti::remove(MultiTransfer& t) {
 
 void CurlMulti::admit() {
   while (in_flight_ < max_in_flight_ && !queue_.empty()) {
+    if (started_this_turn_ >= kStartsPerTurn) {
+      refill_later();
+      return;
+    }
     std::shared_ptr<MultiTransfer> t = std::move(queue_.front());
     queue_.pop_front();
     if (t->phase_ == MultiTransfer::Phase::queued) add(t);
@@ -200,13 +220,22 @@ int CurlMulti::on_timer(CURLM*, long timeout_ms, void* self) {
   auto* m = static_cast<CurlMulti*>(self);
   if (timeout_ms < 0) {
     m->timer_.cancel();
+    m->timer_due_ = Clock::time_point::max();
     return 0;
   }
+  // libcurl moves its timeout with nearly every call; re-arming the kernel
+  // timer each time was a tenth of the engine's CPU. A timer already due
+  // earlier stays: firing early only makes libcurl say when it is next due.
+  const auto due = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  if (m->timer_due_ <= due) return 0;
+  m->timer_due_ = due;
   // Even a zero timeout goes through the io_context: libcurl forbids calling
   // curl_multi_socket_action from inside its own callbacks.
-  m->timer_.expires_after(std::chrono::milliseconds(timeout_ms));
+  m->timer_.expires_at(due);
   m->timer_.async_wait([m](const boost::system::error_code& ec) {
-    if (!ec) m->act(CURL_SOCKET_TIMEOUT, 0);
+    if (ec) return;  // replaced by an earlier one, or cancelled
+    m->timer_due_ = Clock::time_point::max();
+    m->act(CURL_SOCKET_TIMEOUT, 0);
   });
   return 0;
 }

@@ -13,6 +13,7 @@
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <cstddef>
 #include <deque>
 #include <memory>
@@ -96,17 +97,23 @@ class CurlMulti {
   void collect_finished();
   void admit();
   void add(const std::shared_ptr<MultiTransfer>& t);
+  void refill_later();
   void remove(MultiTransfer& t);
 
   Engine& engine_;
   CURLM* multi_ = nullptr;
+  using Clock = std::chrono::steady_clock;
   boost::asio::steady_timer timer_;
+  Clock::time_point timer_due_ = Clock::time_point::max();  // when timer_ fires
   std::unordered_map<curl_socket_t, std::shared_ptr<Socket>> sockets_;
   std::unordered_set<MultiTransfer*> running_;
   std::deque<std::shared_ptr<MultiTransfer>> queue_;
   std::size_t in_flight_ = 0;
   std::size_t peak_ = 0;
   const std::size_t max_in_flight_;
+  static constexpr std::size_t kStartsPerTurn = 64;
+  std::size_t started_this_turn_ = 0;
+  bool refill_pending_ = false;
 };
 
 }  // namespace concur::io
