@@ -98,6 +98,34 @@ std::uint16_t closed_port() {
   return ntohs(addr.sin_port);
 }
 
+// A listener whose accept queue is full: a further connect hangs (its SYN is
+// dropped), which is what a connect timeout is for.
+class FullListener {
+ public:
+  FullListener() {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    listen(listener_, 0);  // room for one connection not yet accepted
+    socklen_t len = sizeof addr;
+    getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    filler_ = socket(AF_INET, SOCK_STREAM, 0);
+    connect(filler_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  }
+  ~FullListener() {
+    close(filler_);
+    close(listener_);
+  }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  int listener_ = -1, filler_ = -1;
+  std::uint16_t port_ = 0;
+};
+
 std::string chat_body(const std::string& prompt) {
   return R"({"model":"test","messages":[{"role":"user","content":")" + prompt + R"("}]})";
 }
@@ -187,6 +215,17 @@ TEST_P(Http, RequestTimeoutIsTyped) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string what = expect_error<http::Timeout>(*ex, r);
   EXPECT_NE(what.find(http::messages::kTimeout), std::string::npos) << what;
+  EXPECT_LT(seconds_since(t0), 3.0);
+}
+
+TEST_P(Http, ConnectTimeoutIsTyped) {
+  FullListener full;
+  http::Request r;
+  r.url = "http://127.0.0.1:" + std::to_string(full.port()) + "/v1/models";
+  r.connect_timeout = 200ms;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string what = expect_error<http::Timeout>(*ex, r);
+  EXPECT_NE(what.find(r.url), std::string::npos) << what;
   EXPECT_LT(seconds_since(t0), 3.0);
 }
 
