@@ -130,6 +130,15 @@ void CurlExchange::configure(CURL* easy) {
   check(curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, request_.verify_tls ? 2L : 0L),
         "SSL_VERIFYHOST");
   check(curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, ""), "ACCEPT_ENCODING");
+  // A model may think for minutes on a quiet connection: keep middleboxes
+  // from dropping it, as the OpenAI SDKs do.
+  check(curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L), "TCP_KEEPALIVE");
+  check(curl_easy_setopt(easy, CURLOPT_TCP_KEEPIDLE, 60L), "TCP_KEEPIDLE");
+  if (request_.url.starts_with("https://")) {
+    // Over TLS libcurl may multiplex (HTTP/2): a burst of requests then waits
+    // for the first connection instead of opening one connection each.
+    check(curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L), "PIPEWAIT");
+  }
 }
 
 std::size_t CurlExchange::on_body(char* data, std::size_t size, std::size_t n, void* self) {
