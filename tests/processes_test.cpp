@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <concur/concur.hpp>
+#include <concur/trace.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -392,6 +393,24 @@ TEST(Processes, MissingWorkerExecutableIsAClearError) {
   } catch (const concur::WorkerStartError& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/concur-worker"), std::string::npos);
   }
+}
+
+TEST(Processes, TracesShowOneLanePerWorker) {
+  auto ex = make(2);
+  ex->gather(concur::call(value_after, 1ms, 0), concur::call(value_after, 1ms, 0));  // warm
+  concur::trace::Recorder recorder(*ex);
+  std::vector<decltype(concur::call(value_after, 1ms, 0))> calls(
+      4, concur::call(value_after, 30ms, 1));
+  ex->gather(calls);
+  const concur::trace::Trace t = recorder.stop();
+  std::set<int> worker_pids;
+  for (const auto& task : t.tasks) {
+    if (task.pid != getpid() && task.name == "value_after") {
+      worker_pids.insert(task.pid);
+      EXPECT_GE(task.end - task.start, 25ms);
+    }
+  }
+  EXPECT_EQ(worker_pids.size(), 2u);
 }
 
 TEST(Processes, KilledParentLeavesNoWorkers) {

@@ -37,6 +37,7 @@
 
 #include "concur/processes.hpp"
 #include "concur/registry.hpp"
+#include "concur/trace.hpp"
 #include "executors/processes/protocol.hpp"
 
 extern char** environ;
@@ -307,6 +308,15 @@ void Pool::on_reply(Worker& w, const char* frame, std::size_t size) {
   w.inflight.pop_front();
   average_ns_ = average_ns_ == 0 ? static_cast<double>(ns)
                                  : 0.9 * average_ns_ + 0.1 * static_cast<double>(ns);
+  if (p != nullptr && trace::recording()) {
+    // Lanes of a timeline: one per worker process (steady clock: one per host).
+    const trace::Clock::time_point start{std::chrono::duration_cast<trace::Clock::duration>(
+        std::chrono::nanoseconds(load<std::uint64_t>(frame + kReplyStartAt)))};
+    trace::record_task(
+        p->req->name, "processes", w.pid, start,
+        start + std::chrono::duration_cast<trace::Clock::duration>(std::chrono::nanoseconds(ns)),
+        status != Status::ok);
+  }
   if (p != nullptr) {
     const std::string_view payload(frame + kReplyPayloadAt, size - kReplyPayloadAt);
     if (status == Status::ok) {

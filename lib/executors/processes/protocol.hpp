@@ -8,7 +8,7 @@
 //   call    (parent -> worker)  u64 id, u64 signature, u64 timeout ns (0: none),
 //                               u16 name length, name, arguments
 //   cancel  (parent -> worker)  u64 id
-//   reply   (worker -> parent)  u64 id, u8 status, u64 run ns, payload
+//   reply   (worker -> parent)  u64 id, u8 status, u64 run ns, u64 start (steady clock ns), payload
 //     status ok:        the encoded result
 //     status error:     string mangled type, string type, string message
 //     status cancelled: nothing
@@ -39,7 +39,8 @@ inline constexpr std::size_t kCallNameAt = kCallTimeoutAt + 8;  // u16 length, t
 inline constexpr std::size_t kReplyIdAt = kHeader;
 inline constexpr std::size_t kReplyStatusAt = kReplyIdAt + 8;
 inline constexpr std::size_t kReplyNanosAt = kReplyStatusAt + 1;
-inline constexpr std::size_t kReplyPayloadAt = kReplyNanosAt + 8;
+inline constexpr std::size_t kReplyStartAt = kReplyNanosAt + 8;  // for traces: one clock per host
+inline constexpr std::size_t kReplyPayloadAt = kReplyStartAt + 8;
 // A frame larger than this is a protocol error (a corrupted stream).
 inline constexpr std::uint32_t kMaxFrame = 1u << 30;
 

@@ -168,6 +168,7 @@ class Server {
     append<std::uint64_t>(out_, id);
     append<std::uint8_t>(out_, 0);
     append<std::uint64_t>(out_, 0);
+    append<std::uint64_t>(out_, 0);
 
     // The call's own timeout counts from here, its start.
     detail::Context ctx(nullptr, std::chrono::nanoseconds(timeout_ns), detail::StopReason::timeout,
@@ -230,6 +231,11 @@ class Server {
                         .count();
     store<std::uint8_t>(out_, kReplyStatusAt, static_cast<std::uint8_t>(status));
     store<std::uint64_t>(out_, kReplyNanosAt, static_cast<std::uint64_t>(ns));
+    store<std::uint64_t>(
+        out_, kReplyStartAt,
+        static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(start.time_since_epoch())
+                .count()));
     end_frame(out_, at);
     // What the call printed reaches the terminal now, not when the worker ends.
     std::fflush(stdout);
