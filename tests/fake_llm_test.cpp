@@ -12,6 +12,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -189,6 +190,28 @@ TEST(FakeLlm, SlowAndLatencyMarkersSetTheDelay) {
   EXPECT_GE(timed("hi [[fault:slow]]"), 400ms);
   EXPECT_GE(timed("hi [[latency:300ms]]"), 300ms);
   EXPECT_LT(timed("hi [[latency:0ms]]"), 300ms);
+}
+
+TEST(FakeLlm, AClientThatHangsUpStopsCountingAsInFlight) {
+  fl::Server server(quick());
+  {
+    net::io_context ioc;
+    beast::tcp_stream stream(ioc);
+    stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
+    http::request<http::string_body> req(http::verb::post, "/v1/chat/completions", 11);
+    req.set(http::field::host, "127.0.0.1");
+    req.body() = chat_body("give up on me [[fault:slow]]");
+    req.prepare_payload();
+    http::write(stream, req);
+    for (int i = 0; i < 200 && server.stats().in_flight == 0; ++i) std::this_thread::sleep_for(5ms);
+    EXPECT_EQ(server.stats().in_flight, 1u);
+  }  // the client closes its connection long before the 400 ms reply
+  for (int i = 0; i < 200 && server.stats().connections > 0; ++i) std::this_thread::sleep_for(5ms);
+  const auto s = server.stats();
+  EXPECT_EQ(s.in_flight, 0u);
+  EXPECT_EQ(s.abandoned, 1u);
+  EXPECT_EQ(s.connections, 0u) << "the server closes its side at once";
+  EXPECT_TRUE(s.by_status.empty());
 }
 
 TEST(FakeLlm, CountedFaultFailsTheFirstNThenSucceeds) {

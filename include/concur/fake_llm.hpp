@@ -99,6 +99,7 @@ struct Stats {
   std::uint64_t connections = 0;    ///< TCP connections open now
   std::uint64_t max_connections = 0;
   std::uint64_t resets = 0;                ///< connections reset on purpose
+  std::uint64_t abandoned = 0;             ///< requests whose client hung up before the reply
   std::map<int, std::uint64_t> by_status;  ///< HTTP status -> replies sent
 };
 

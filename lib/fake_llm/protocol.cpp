@@ -204,6 +204,7 @@ std::string stats_body(const Stats& s) {
                  {"connections", s.connections},
                  {"max_connections", s.max_connections},
                  {"resets", s.resets},
+                 {"abandoned", s.abandoned},
                  {"by_status", by_status}};
   return json::serialize(o);
 }

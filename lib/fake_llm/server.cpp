@@ -57,21 +57,25 @@ struct Core {
     ++requests;
     raise_max(max_in_flight, ++in_flight);
   }
-  void request_finished(std::optional<int> status) {
+  void request_answered(int status) {
     --in_flight;
-    if (status) {
-      std::lock_guard lock(mu);
-      ++by_status[*status];
-    } else {
-      ++resets;
-    }
+    std::lock_guard lock(mu);
+    ++by_status[status];
+  }
+  void request_reset() {
+    --in_flight;
+    ++resets;
+  }
+  void request_abandoned() {
+    --in_flight;
+    ++abandoned;
   }
   void connection_opened() { raise_max(max_connections, ++connections); }
   void connection_closed() { --connections; }
 
   ServerOptions opts;
   std::atomic<std::uint64_t> requests{0}, in_flight{0}, max_in_flight{0}, connections{0},
-      max_connections{0}, resets{0}, next_id{0};
+      max_connections{0}, resets{0}, abandoned{0}, next_id{0};
   mutable std::mutex mu;  // guards by_status, rng and seen
   std::map<int, std::uint64_t> by_status;
   std::mt19937_64 rng;
@@ -101,7 +105,7 @@ class Session : public std::enable_shared_from_this<Session> {
     server_.connection_opened();
   }
   ~Session() {
-    if (in_chat_) server_.request_finished(std::nullopt);
+    if (in_chat_) server_.request_abandoned();  // the server stopped meanwhile
     server_.connection_closed();
   }
 
@@ -205,8 +209,31 @@ class Session : public std::enable_shared_from_this<Session> {
     timer_.expires_after(decision.delay);
     timer_.async_wait([self = shared_from_this(), request = std::move(request),
                        fault = decision.fault](beast::error_code ec) {
-      if (!ec) self->answer(request, fault);
+      if (!ec && self->in_chat_) self->answer(request, fault);
     });
+    watch_for_hang_up(++request_seq_);
+  }
+
+  // While a reply waits, notice a client that gives up (a timeout or a
+  // cancelled task closes its connection), as a real server would: the
+  // request then stops counting as in flight and its connection is closed
+  // now rather than when the timer fires. Waiting for readability consumes
+  // nothing, so bytes of a pipelined next request stay for the next read.
+  void watch_for_hang_up(std::uint64_t seq) {
+    stream_.socket().async_wait(tcp::socket::wait_read,
+                                [self = shared_from_this(), seq](beast::error_code ec) {
+                                  if (ec || seq != self->request_seq_ || !self->in_chat_) return;
+                                  char byte;
+                                  beast::error_code peek_ec;
+                                  const auto n = self->stream_.socket().receive(
+                                      net::buffer(&byte, 1), tcp::socket::message_peek, peek_ec);
+                                  if (n > 0 && !peek_ec)
+                                    return;  // a pipelined request, not a hang-up
+                                  self->in_chat_ = false;
+                                  self->server_.request_abandoned();
+                                  self->timer_.cancel();
+                                  self->stream_.close();
+                                });
   }
 
   void answer(const detail::ChatRequest& request, detail::Fault fault) {
@@ -216,9 +243,9 @@ class Session : public std::enable_shared_from_this<Session> {
         // SO_LINGER 0 makes close() send RST: the client sees "connection reset".
         beast::error_code ignored;
         stream_.socket().set_option(net::socket_base::linger(true, 0), ignored);
-        stream_.close();
         in_chat_ = false;
-        server_.request_finished(std::nullopt);
+        server_.request_reset();
+        stream_.close();
         return;
       }
       case Fault::server_error:
@@ -270,7 +297,7 @@ class Session : public std::enable_shared_from_this<Session> {
     // reply never sees it still in flight in /stats.
     if (in_chat_) {
       in_chat_ = false;
-      server_.request_finished(res_.result_int());
+      server_.request_answered(res_.result_int());
     }
     http::async_write(stream_, res_,
                       beast::bind_front_handler(&Session::on_write, shared_from_this()));
@@ -298,7 +325,8 @@ class Session : public std::enable_shared_from_this<Session> {
   http::response<http::string_body> res_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
-  bool in_chat_ = false;  // a chat completion is counted in flight
+  bool in_chat_ = false;           // a chat completion is counted in flight
+  std::uint64_t request_seq_ = 0;  // which request a hang-up watch belongs to
 };
 
 Stats snapshot(const detail::Core& s) {
@@ -309,6 +337,7 @@ Stats snapshot(const detail::Core& s) {
   out.connections = s.connections.load();
   out.max_connections = s.max_connections.load();
   out.resets = s.resets.load();
+  out.abandoned = s.abandoned.load();
   std::lock_guard lock(s.mu);
   out.by_status = s.by_status;
   return out;
@@ -318,6 +347,7 @@ void reset(detail::Core& s) {
   std::lock_guard lock(s.mu);
   s.requests = 0;
   s.resets = 0;
+  s.abandoned = 0;
   s.max_in_flight = s.in_flight.load();
   s.max_connections = s.connections.load();
   s.by_status.clear();
