@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 
@@ -66,6 +68,23 @@ struct DieWithParent {
   }
 };
 
+// Puts `fd` at `target` in the child and keeps it open there (Boost 1.81's
+// posix::bind_fd forgets to return from on_setup).
+struct BindFd {
+  int target;
+  int fd;
+  bp::error_code on_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&,
+                          const char* const*) {
+    launcher.fd_whitelist.push_back(target);
+    return {};
+  }
+  bp::error_code on_exec_setup(bp::posix::default_launcher&, const bp::filesystem::path&,
+                               const char* const*) {
+    if (::dup2(fd, target) == -1) return bp::error_code(errno, bp::system_category());
+    return {};
+  }
+};
+
 std::string describe_status(int status) {
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
@@ -87,7 +106,8 @@ std::string this_executable() {
 }  // namespace
 
 struct Worker {
-  explicit Worker(asio::io_context& io) : proc(io), sock(io), err(io), hello_timer(io) {}
+  explicit Worker(asio::io_context& io)
+      : proc(io), sock(io), replies(io), err(io), hello_timer(io) {}
   enum class State { starting, ready, retiring, gone };
   struct Slot {
     std::uint64_t id;
@@ -96,7 +116,8 @@ struct Worker {
 
   bp::process proc;
   int pid = 0;
-  asio::local::stream_protocol::socket sock;
+  asio::local::stream_protocol::socket sock;  // requests (the worker's stdin)
+  asio::readable_pipe replies;                // hello and replies (the worker's fd 3)
   asio::readable_pipe err;
   asio::steady_timer hello_timer;
   State state = State::starting;
@@ -184,9 +205,23 @@ std::shared_ptr<Worker> Pool::spawn() {
     ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
     ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
   }
-  w->proc = bp::process(io_, options_.executable, std::vector<std::string>{},
-                        bp::process_stdio{child, {}, w->err}, bp::process_environment(environment_),
-                        DieWithParent{});
+  // Replies come back on a pipe: a pipe write costs the kernel less than a
+  // socket message, and the worker writes one per call.
+  int reply_pipe[2];
+  if (::pipe2(reply_pipe, O_CLOEXEC) != 0) {
+    throw std::system_error(errno, std::generic_category(), "pipe2");
+  }
+  ::fcntl(reply_pipe[0], F_SETPIPE_SZ, 1 << 20);  // best effort
+  w->replies.assign(reply_pipe[0]);
+  try {
+    w->proc = bp::process(
+        io_, options_.executable, std::vector<std::string>{}, bp::process_stdio{child, {}, w->err},
+        bp::process_environment(environment_), DieWithParent{}, BindFd{kReplyFd, reply_pipe[1]});
+  } catch (...) {
+    ::close(reply_pipe[1]);
+    throw;
+  }
+  ::close(reply_pipe[1]);
   w->pid = static_cast<int>(w->proc.id());
   child.close();
   w->in.resize(1 << 16);
@@ -198,7 +233,9 @@ std::shared_ptr<Worker> Pool::spawn() {
     auto late = weak.lock();
     if (ec || !late || late->state != Worker::State::starting) return;
     bp::error_code avail_ec;
-    if (late->sock.available(avail_ec) > 0) return;  // its hello is waiting to be read
+    int waiting = 0;
+    ::ioctl(late->replies.native_handle(), FIONREAD, &waiting);
+    if (waiting > 0) return;  // its hello is waiting to be read
     late->start_timed_out = true;
     ::kill(late->pid, SIGKILL);
     on_gone(*late);
@@ -208,7 +245,7 @@ std::shared_ptr<Worker> Pool::spawn() {
 
 void Pool::read_replies(const std::shared_ptr<Worker>& w) {
   if (w->in.size() - w->in_len < 4096) w->in.resize(w->in.size() * 2);
-  w->sock.async_read_some(
+  w->replies.async_read_some(
       asio::buffer(w->in.data() + w->in_len, w->in.size() - w->in_len),
       [this, w](const bp::error_code& ec, std::size_t n) {
         if (ec) {
@@ -357,6 +394,7 @@ void Pool::on_gone(Worker& w) {
   w.state = Worker::State::gone;
   bp::error_code ec;
   w.sock.close(ec);
+  w.replies.close(ec);
   w.hello_timer.cancel();
   if (shutting_down_) return;
 

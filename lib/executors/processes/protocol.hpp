@@ -1,7 +1,8 @@
 // The wire protocol between the parent and its worker processes.
 //
-// One Unix stream socket per worker carries length-prefixed binary frames in
-// both directions (native byte order: same program, same machine):
+// Each worker gets a Unix socket as stdin for requests and a pipe as fd 3 for
+// its replies; both carry length-prefixed binary frames (native byte order:
+// same program, same machine):
 //
 //   frame   = u32 size-of-rest, u8 kind, body
 //   hello   (worker -> parent)  u32 pid                 sent once by concur::init
@@ -43,6 +44,9 @@ inline constexpr std::size_t kReplyStartAt = kReplyNanosAt + 8;  // for traces: 
 inline constexpr std::size_t kReplyPayloadAt = kReplyStartAt + 8;
 // A frame larger than this is a protocol error (a corrupted stream).
 inline constexpr std::uint32_t kMaxFrame = 1u << 30;
+
+// A worker reads requests on its stdin (a socket) and writes to this fd (a pipe).
+inline constexpr int kReplyFd = 3;
 
 // The environment variables that make a launched program a worker.
 inline constexpr const char* kWorkerVariable = "CONCUR_INTERNAL_WORKER";

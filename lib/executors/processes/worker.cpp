@@ -62,14 +62,14 @@ class WorkerDriver final : public BlockingDriver {
 
 class Server {
  public:
-  explicit Server(int fd) : fd_(fd) {}
+  Server(int in_fd, int out_fd) : in_fd_(in_fd), out_fd_(out_fd) {}
 
   [[noreturn]] void run() {
     std::string hello;
     const std::size_t at = begin_frame(hello, Kind::hello);
     append<std::uint32_t>(hello, static_cast<std::uint32_t>(getpid()));
     end_frame(hello, at);
-    write_all(fd_, hello.data(), hello.size());
+    write_all(out_fd_, hello.data(), hello.size());
 
     std::thread reader([this] { read_loop(); });
     reader.detach();
@@ -95,7 +95,7 @@ class Server {
     std::size_t len = 0;
     for (;;) {
       if (len == buf.size()) buf.resize(buf.size() * 2);
-      const ssize_t r = ::read(fd_, buf.data() + len, buf.size() - len);
+      const ssize_t r = ::read(in_fd_, buf.data() + len, buf.size() - len);
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) break;
       len += static_cast<std::size_t>(r);
@@ -239,10 +239,11 @@ class Server {
     end_frame(out_, at);
     // What the call printed reaches the terminal now, not when the worker ends.
     std::fflush(stdout);
-    write_all(fd_, out_.data(), out_.size());
+    write_all(out_fd_, out_.data(), out_.size());
   }
 
-  const int fd_;
+  const int in_fd_;   // requests
+  const int out_fd_;  // hello and replies
   WorkerDriver driver_;
   std::string out_;
   std::mutex mutex_;
@@ -266,10 +267,13 @@ void serve_if_worker() {
   if (const char* parent = std::getenv(kParentVariable)) {
     if (std::atoi(parent) != static_cast<int>(getppid())) _exit(0);  // parent already gone
   }
-  // Our socket is stdin; move it aside so user code reading stdin cannot
-  // steal protocol bytes, and so nothing we start inherits it.
-  const int fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
-  if (fd < 0) die("cannot take over the request socket");
+  // Requests arrive on stdin (a socket), replies leave on fd 3 (a pipe). Move
+  // both aside so user code reading stdin cannot steal protocol bytes, and so
+  // nothing we start inherits them.
+  const int in_fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, kReplyFd + 1);
+  const int out_fd = fcntl(kReplyFd, F_DUPFD_CLOEXEC, kReplyFd + 1);
+  if (in_fd < 0 || out_fd < 0) die("cannot take over the request socket and reply pipe");
+  close(kReplyFd);
   const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd >= 0) {
     dup2(null_fd, STDIN_FILENO);
@@ -280,7 +284,7 @@ void serve_if_worker() {
   signal(SIGPIPE, SIG_IGN);
   // Never destroyed: a call that calls exit() runs static destructors while
   // the reader thread still uses the server.
-  auto* server = new Server(fd);
+  auto* server = new Server(in_fd, out_fd);
   server->run();
 }
 
