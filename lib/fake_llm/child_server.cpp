@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@ ChildServer::ChildServer(const std::string& program, const std::vector<std::stri
   for (auto& a : argv_text) argv.push_back(a.data());
   argv.push_back(nullptr);
 
+  const pid_t parent = getpid();
   pid_ = fork();
   if (pid_ < 0) {
     close(fds[0]);
@@ -39,6 +41,10 @@ ChildServer::ChildServer(const std::string& program, const std::vector<std::stri
     throw std::runtime_error(std::string("ChildServer: fork: ") + std::strerror(errno));
   }
   if (pid_ == 0) {
+    // Die with the parent (even when it is killed), never linger as an orphan.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(1);  // the parent died before prctl
+
     dup2(fds[1], STDOUT_FILENO);
     dup2(fds[1], STDERR_FILENO);
     execv(program.c_str(), argv.data());
