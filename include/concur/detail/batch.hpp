@@ -16,7 +16,6 @@
 #include <optional>
 
 #include "concur/detail/context.hpp"
-#include "concur/detail/trace_hooks.hpp"
 #include "concur/detail/frame_alloc.hpp"
 #include "concur/detail/trace_hooks.hpp"
 #include "concur/options.hpp"
