@@ -395,6 +395,33 @@ TEST_P(HttpConcurrency, InFlightAdaptsToTheOpenFileLimit) {
   EXPECT_LE(server.stats().max_in_flight, cap + 2);  // the server counts a reply's tail
 }
 
+TEST_P(HttpConcurrency, DeadlineAbortsQueuedAndRunningTransfers) {
+  ScopedFileLimit limit(256);  // so most of the batch waits in the engine's queue
+  fl::Server server;
+  auto ex = concur::make_executor(GetParam().config());
+  const std::uint16_t port = server.port();
+  const int before = client_sockets_to(port);
+  constexpr int kRequests = 300;
+  std::vector<decltype(concur::call(send, http::Request{}))> calls;
+  for (int i = 0; i < kRequests; ++i) {
+    calls.push_back(concur::call(send, chat_request(server, "[[latency:10000ms]] stuck")));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto results = ex->gather_settled(calls, {.deadline = 300ms});
+  EXPECT_LT(seconds_since(t0), 5.0);
+  for (auto& r : results) {
+    ASSERT_FALSE(r.ok());
+    EXPECT_THROW(r.value(), concur::DeadlineExceeded);
+  }
+  // Every started transfer closed its socket, and the queued ones did not
+  // start late (a few may slip through while the stop spreads over threads).
+  EXPECT_LE(settled_client_sockets(port, before), before);
+  EXPECT_LE(server.stats().requests, http::max_in_flight() + 16);
+  // The executor is usable again at once: nothing is left in its queue.
+  auto [reply] = ex->gather(concur::call(send, chat_request(server, "after")));
+  EXPECT_EQ(reply.status, 200);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Suspending, HttpConcurrency, ::testing::ValuesIn(suspending_params()),
     concur::testing::param_label<::testing::TestParamInfo<HttpConcurrency::ParamType>>);

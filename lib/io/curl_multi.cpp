@@ -27,6 +27,13 @@ void MultiTransfer::publish(detail::Waiter* w) {
   waiter_ = w;
 }
 
+bool MultiTransfer::awaited() {
+  std::lock_guard lock(mutex_);
+  // Woken (cancelled, timed out) but not yet resumed counts as gone too.
+  return waiter_ != nullptr &&
+         waiter_->state.load(std::memory_order_acquire) == detail::Waiter::parked;
+}
+
 bool MultiTransfer::withdraw() {
   std::lock_guard lock(mutex_);
   waiter_ = nullptr;
@@ -82,6 +89,10 @@ CurlMulti::~CurlMulti() {
 
 void CurlMulti::start(std::shared_ptr<MultiTransfer> t) {
   if (t->phase_ != MultiTransfer::Phase::created) return;
+  if (!t->awaited()) {  // its task stopped before the engine got here
+    t->phase_ = MultiTransfer::Phase::aborted;
+    return;
+  }
   if (queue_.empty() && in_flight_ < max_in_flight_ && started_this_turn_ < kStartsPerTurn) {
     add(t);
   } else {
@@ -154,7 +165,14 @@ void CurlMulti::admit() {
     }
     std::shared_ptr<MultiTransfer> t = std::move(queue_.front());
     queue_.pop_front();
-    if (t->phase_ == MultiTransfer::Phase::queued) add(t);
+    if (t->phase_ != MultiTransfer::Phase::queued) continue;
+    // Its task may have stopped with the abort still on its way here: a
+    // cancelled batch must not reach the server after all.
+    if (!t->awaited()) {
+      t->phase_ = MultiTransfer::Phase::aborted;
+      continue;
+    }
+    add(t);
   }
 }
 

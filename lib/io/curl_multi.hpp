@@ -41,6 +41,9 @@ class MultiTransfer {
   // Task side.
   /// Publishes the waiter the engine wakes (Waiter::notified) on completion.
   void publish(detail::Waiter* w);
+  /// Whether a task still waits for it (engine side: a transfer nobody waits
+  /// for any more is not started).
+  bool awaited();
   /// Withdraws the waiter; returns true if the transfer has finished.
   bool withdraw();
   /// The outcome, once finished: the response, or the typed http::Error.
