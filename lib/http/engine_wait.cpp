@@ -26,11 +26,14 @@ bool EngineWait::await_suspend(std::coroutine_handle<> h) {
   waiter_.state.store(Waiter::parked, std::memory_order_release);
   parked_ = true;
   if (!ctx_.attach(waiter_)) {
-    concur::detail::wake(waiter_, Waiter::cancelled);
-  } else {
-    started_ = true;
-    engine_.dispatch([&engine = engine_, t = transfer_] { engine.curl().start(t); });
+    // Stopped already: nobody else can wake this waiter, so claim it here
+    // and go on without parking. (Waking through the driver instead would
+    // make a fiber that is still running ready on the shared queue.)
+    waiter_.try_wake(Waiter::cancelled);
+    return false;
   }
+  started_ = true;
+  engine_.dispatch([&engine = engine_, t = transfer_] { engine.curl().start(t); });
   return driver_.park(waiter_);
 }
 
