@@ -356,6 +356,19 @@ TEST(Processes, NestedGatherRunsInsideTheWorker) {
   for (int p : from_root) EXPECT_NE(p, getpid());
 }
 
+Task<int> pid_via_inner_sequential() {
+  // Another executor run from a parent task keeps its calls in this process.
+  concur::Config c;
+  c.executor = "sequential";
+  auto inner = concur::make_executor(c);
+  co_return std::get<0>(inner->gather(concur::call(worker_pid)));
+}
+
+TEST(Processes, OtherExecutorsInsideAParentTaskStayLocal) {
+  auto ex = make(1);
+  EXPECT_EQ(ex->run(pid_via_inner_sequential()), getpid());
+}
+
 TEST(Processes, WorkerStderrIsForwardedWithItsPid) {
   ::testing::internal::CaptureStderr();
   int pid = 0;

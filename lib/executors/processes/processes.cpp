@@ -31,6 +31,9 @@ namespace {
 
 class Processes;
 thread_local Processes* tl_router = nullptr;
+// The router's driver: calls are routed only while it is the current driver,
+// so another executor run from inside a parent task keeps its calls local.
+thread_local detail::Driver* tl_router_driver = nullptr;
 
 class Processes final : public Executor, private detail::Driver {
  public:
@@ -56,8 +59,14 @@ class Processes final : public Executor, private detail::Driver {
     detail::ScopedCurrent scope(this, &ctx);
     struct Route {
       Processes* outer;
-      explicit Route(Processes* self) : outer(std::exchange(tl_router, self)) {}
-      ~Route() { tl_router = outer; }
+      detail::Driver* outer_driver;
+      explicit Route(Processes* self)
+          : outer(std::exchange(tl_router, self)),
+            outer_driver(std::exchange(tl_router_driver, static_cast<detail::Driver*>(self))) {}
+      ~Route() {
+        tl_router = outer;
+        tl_router_driver = outer_driver;
+      }
     } route(this);
     resume(root, &ctx);
     std::vector<Ready> batch;
@@ -186,7 +195,10 @@ std::unique_ptr<Executor> make_processes(const Config& c) { return processes::ma
 
 namespace detail {
 
-bool routing_active() noexcept { return executors::processes::tl_router != nullptr; }
+bool routing_active() noexcept {
+  using executors::processes::tl_router_driver;
+  return tl_router_driver != nullptr && current_driver() == tl_router_driver;
+}
 
 void begin_call_frame(RemoteRequest& req, std::string_view name, std::uint64_t signature) {
   using namespace executors::processes;
