@@ -10,7 +10,9 @@
 // program (`--one NAME`), so its peak RSS and CPU time are its own.
 // thread_pool runs at 64 and 512 workers; sequential and processes (one call
 // at a time per worker) run a sample and the table projects it to the full
-// count.
+// count. CONCUR_BENCH_FLOOR_MAX_CONNECTIONS=N caps the floor's connections
+// (CURLMOPT_MAX_TOTAL_CONNECTIONS) to explore how libcurl's per-transfer cost
+// grows with the number of open connections; the default floor is uncapped.
 #include <curl/curl.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
@@ -66,6 +68,8 @@ class CurlFloor {
     curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
     curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &CurlFloor::on_timer);
     curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+    if (const char* cap = std::getenv("CONCUR_BENCH_FLOOR_MAX_CONNECTIONS"))
+      curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, std::atol(cap));
   }
   ~CurlFloor() {
     curl_multi_cleanup(multi_);
