@@ -11,6 +11,7 @@
 #include <chrono>
 #include <concur/concur.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <mutex>
 #include <string>
@@ -29,10 +30,13 @@ namespace {
 
 bool g_quiet = false;  // --json: stdout carries JSON only
 std::mutex g_print_mutex;
+// Worker processes (processes executor) never parse the flags; they learn of
+// --json from the environment they inherit.
+constexpr const char* kQuietVariable = "SAY_AFTER_JSON_ONLY";
 
 // The seed's print(f"{time.strftime('%X')} - {what}").
 void print_stamped(const std::string& what) {
-  if (g_quiet) return;
+  if (g_quiet || std::getenv(kQuietVariable) != nullptr) return;
   const auto now = std::chrono::system_clock::now();
   const std::time_t t = std::chrono::system_clock::to_time_t(now);
   const auto millis = std::chrono::duration_cast<ms>(now.time_since_epoch()).count() % 1000;
@@ -68,6 +72,17 @@ Task<std::vector<std::string>> say_in_turn(ms first, ms second) {
   co_return out;
 }
 CONCUR_REGISTER(say_in_turn);
+
+// Run once per lane before the timings, so that starting worker processes
+// (or threads) is not billed to the first case.
+Task<int> warm_up(int lane) { co_return lane; }
+CONCUR_REGISTER(warm_up);
+
+void start_every_lane(concur::Executor& ex) {
+  std::vector<decltype(concur::call(warm_up, 0))> calls;
+  for (int i = 0; i < ex.lanes(); ++i) calls.push_back(concur::call(warm_up, i));
+  (void)ex.gather(calls);
+}
 
 struct CaseInfo {
   std::string name;
@@ -149,6 +164,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "one JSON object per (executor, case) on stdout");
   CLI11_PARSE(app, argc, argv);
   g_quiet = json;
+  if (json) setenv(kQuietVariable, "1", 1);  // before any worker is launched
 
   try {
     std::vector<CaseInfo> chosen;
@@ -161,6 +177,7 @@ int main(int argc, char** argv) {
     concur::demo::Table table({"executor", "case", "wall s", "cpu s", "results", "stall reports"});
     for (const auto& name : demo_config.executors()) {
       auto ex = concur::make_executor(demo_config.config_for(name));
+      start_every_lane(*ex);
       for (const auto& c : chosen) {
         if (!json) std::printf("%s / %s\n", name.c_str(), c.name.c_str());
         auto rec = run_case(*ex, c.name, scale);
