@@ -45,6 +45,7 @@ class Error : public std::runtime_error {
 class Cancelled : public Error {
  public:
   Cancelled() : Error(std::string(messages::kCancelled)) {}
+  /// A cancellation with a specific message (TimeoutError and DeadlineExceeded use it).
   explicit Cancelled(const std::string& why) : Error(why) {}
 };
 

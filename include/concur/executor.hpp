@@ -147,6 +147,7 @@ class Executor {
   std::size_t stall_count() const noexcept { return stalls_.load(); }
 
  protected:
+  /// For implementations: `config` has been validated by make_executor().
   explicit Executor(Config config);
   /// Runs the root coroutine `root` (context `ctx`) until it is done.
   virtual void run_root(std::coroutine_handle<> root, detail::Context& ctx) = 0;

@@ -51,8 +51,8 @@ using range_value_t = factory_value_t<std::ranges::range_value_t<R>>;
 /// An outcome delivered in completion order, with its input's index.
 template <class T>
 struct Completed {
-  std::size_t index;
-  Result<T> result;
+  std::size_t index;  ///< position of the input in the range
+  Result<T> result;   ///< its outcome
 };
 
 namespace detail {

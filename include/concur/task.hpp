@@ -83,15 +83,17 @@ struct TaskPromise : TaskResult<T>, FrameAllocated {
 template <class T>
 class [[nodiscard]] Task {
  public:
-  using promise_type = detail::TaskPromise<T>;
-  using value_type = T;
-  using handle_type = std::coroutine_handle<promise_type>;
+  using promise_type = detail::TaskPromise<T>;              ///< what makes Task<T> a coroutine type
+  using value_type = T;                                     ///< what co_await yields
+  using handle_type = std::coroutine_handle<promise_type>;  ///< the owned frame
 
   /// An empty task (valid() is false); only assigning to it is useful.
   Task() noexcept = default;
   /// Adopts a coroutine frame (used by promise types; owns and destroys it).
   explicit Task(handle_type h) noexcept : h_(h) {}
+  /// Takes the frame; `o` is left empty.
   Task(Task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  /// Destroys this task's frame (if any), then takes `o`'s.
   Task& operator=(Task&& o) noexcept {
     if (this != &o) {
       reset();
