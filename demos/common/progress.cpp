@@ -11,6 +11,10 @@ namespace {
 constexpr auto kShowAfter = std::chrono::milliseconds(500);
 constexpr auto kRedrawEvery = std::chrono::milliseconds(200);
 
+// The meter drawing now (one at a time), for interrupt().
+std::mutex g_active_mutex;
+ProgressMeter* g_active = nullptr;
+
 std::string seconds_text(double s) {
   char buf[32];
   if (!std::isfinite(s) || s < 0) return "--";
@@ -28,7 +32,23 @@ ProgressMeter::ProgressMeter(std::string label, std::size_t total, bool allowed)
       total_(total),
       active_(allowed && total > 0 && isatty(STDERR_FILENO) == 1),
       start_(std::chrono::steady_clock::now()) {
-  if (active_) ticker_ = std::thread([this] { tick(); });
+  if (!active_) return;
+  {
+    std::lock_guard lock(g_active_mutex);
+    g_active = this;
+  }
+  ticker_ = std::thread([this] { tick(); });
+}
+
+void ProgressMeter::interrupt() {
+  std::lock_guard active(g_active_mutex);
+  if (g_active == nullptr) return;
+  std::lock_guard lock(g_active->mutex_);
+  if (g_active->drawn_) {
+    std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+    g_active->drawn_ = false;
+  }
 }
 
 ProgressMeter::~ProgressMeter() { finish(); }
@@ -82,6 +102,10 @@ void ProgressMeter::tick() {
 
 void ProgressMeter::finish() {
   if (!active_) return;
+  {
+    std::lock_guard active(g_active_mutex);
+    if (g_active == this) g_active = nullptr;
+  }
   {
     std::lock_guard lock(mutex_);
     if (stop_) return;

@@ -38,6 +38,11 @@ class ProgressMeter {
 
   bool active() const noexcept { return active_; }
 
+  /// Clears the line of the meter being drawn, if any, so that a line printed
+  /// next starts clean; the meter redraws itself on its next tick. Call it
+  /// before printing to a terminal while a meter runs.
+  static void interrupt();
+
   /// The text of one progress line (exposed for tests): label, bar,
   /// done/total, rate per second and ETA.
   static std::string render(const std::string& label, std::size_t done, std::size_t failed,

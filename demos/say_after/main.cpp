@@ -20,7 +20,9 @@
 
 #include "demo_config.hpp"
 #include "measure.hpp"
+#include "progress.hpp"
 #include "report.hpp"
+#include "trace_flags.hpp"
 
 using namespace std::chrono_literals;
 using concur::Task;
@@ -45,6 +47,7 @@ void print_stamped(const std::string& what) {
   char stamp[16];
   std::strftime(stamp, sizeof stamp, "%H:%M:%S", &local);
   std::lock_guard lock(g_print_mutex);
+  concur::demo::ProgressMeter::interrupt();
   std::printf("  %s.%03lld - %s\n", stamp, static_cast<long long>(millis), what.c_str());
   std::fflush(stdout);
 }
@@ -153,6 +156,7 @@ int main(int argc, char** argv) {
       "concur-say-after: the seed's hello/world timing and its two classic mistakes, "
       "under each executor"};
   concur::demo::DemoConfig demo_config(app);
+  concur::demo::TraceFlags trace_flags(app);
   std::string cases = "all";
   double scale = 1.0;
   bool json = false;
@@ -175,12 +179,20 @@ int main(int argc, char** argv) {
     if (chosen.empty()) throw CLI::ValidationError("--case", "unknown case '" + cases + "'");
 
     concur::demo::Table table({"executor", "case", "wall s", "cpu s", "results", "stall reports"});
+    const std::size_t runs = demo_config.executors().size() * chosen.size();
+    trace_flags.expect_runs(runs);
+    concur::demo::ProgressMeter meter("say-after", runs, !json);
+    std::size_t runs_done = 0;
     for (const auto& name : demo_config.executors()) {
       auto ex = concur::make_executor(demo_config.config_for(name));
       start_every_lane(*ex);
       for (const auto& c : chosen) {
+        concur::demo::ProgressMeter::interrupt();
         if (!json) std::printf("%s / %s\n", name.c_str(), c.name.c_str());
+        auto recording = trace_flags.start(*ex);
         auto rec = run_case(*ex, c.name, scale);
+        trace_flags.finish(recording, name, c.name, rec.wall_s);
+        meter.update(++runs_done, 0);
         if (json) {
           concur::demo::print_json_line(rec);
           continue;
@@ -196,6 +208,7 @@ int main(int argc, char** argv) {
         table.add({name, c.name, wall, cpu, results, stalls});
       }
     }
+    meter.finish();
     if (!json) {
       std::printf("\n");
       table.print();
