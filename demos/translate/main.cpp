@@ -25,9 +25,10 @@
 
 #include "demo_config.hpp"
 #include "measure.hpp"
-#include "progress_bar.hpp"
+#include "progress.hpp"
 #include "report.hpp"
 #include "texts.hpp"
+#include "trace_flags.hpp"
 
 using concur::Task;
 namespace fl = concur::fake_llm;
@@ -118,6 +119,7 @@ int main(int argc, char** argv) {
       "concur-translate: texts translated to Japanese through chat completions under each "
       "executor; wall time shows sequential (sum of latencies) vs concurrent (the slowest)"};
   concur::demo::DemoConfig demo_config(app);
+  concur::demo::TraceFlags trace_flags(app);
   std::string base_url, input;
   std::string model = "gpt-4o-mini";
   std::size_t count = 0;
@@ -158,6 +160,7 @@ int main(int argc, char** argv) {
                                      : count > 0    ? concur::demo::generate_sentences(count)
                                                     : concur::demo::seed_sentences();
     const std::vector<std::string> executors = demo_config.executors();
+    trace_flags.expect_runs(executors.size());
 
     std::optional<fl::Server> server;
     fl::ServerOptions server_options;
@@ -197,9 +200,9 @@ int main(int argc, char** argv) {
       auto ex = concur::make_executor(demo_config.config_for(name));
       if (server) server->reset_stats();
       g_max_in_flight = 0;
-      concur::demo::ProgressBar bar(name, texts.size());
+      concur::demo::ProgressMeter meter(name, texts.size(), !json);
       concur::GatherOptions options;
-      options.on_progress = [&bar](const concur::Progress& p) { bar.update(p); };
+      options.on_progress = meter.callback();
       if (timeout_s > 0)
         options.timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(
             std::chrono::duration<double>(timeout_s));
@@ -209,11 +212,14 @@ int main(int argc, char** argv) {
       run.rec.executor = name;
       run.rec.case_name = "translate";
       run.rec.lanes = ex->lanes();
+      auto recorder = trace_flags.start(*ex);
       concur::demo::Stopwatch watch;
       const auto results = ex->gather_settled(calls, options);
       run.rec.wall_s = watch.wall_s();
       run.rec.cpu_s = watch.cpu_s();
-      bar.finish();
+      meter.finish();
+      trace_flags.finish(recorder, name, "translate", run.rec.wall_s,
+                         "concur-translate: " + std::to_string(texts.size()) + " texts on " + name);
       for (const auto& r : results)
         concur::demo::record_result(run.rec, r, [](const std::string& s) { return s; });
       if (server) {
@@ -255,6 +261,7 @@ int main(int argc, char** argv) {
                    std::to_string(r.rec.ok) + "/" + std::to_string(r.rec.failed)});
       }
       table.print();
+      for (const auto& f : trace_flags.written()) std::printf("wrote %s\n", f.c_str());
       std::printf(
           "\nsequential waits for each reply before sending the next (the sum of the "
           "latencies);\nthe other executors overlap the waits: about the slowest call when every "
