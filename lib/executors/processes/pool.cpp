@@ -465,9 +465,9 @@ void Pool::on_gone(Worker& w) {
       if (p.cancel_sent || w.killed) {
         complete(p, std::make_exception_ptr(Cancelled()));
       } else {
-        complete(p, std::make_exception_ptr(WorkerCrashed(
-                        fmt::format("{}: worker process {} {} while running '{}'; it was replaced",
-                                    messages::kWorkerCrashed, w.pid, how, p.req->name))));
+        complete(p, std::make_exception_ptr(WorkerCrashed(fmt::format(
+                        "{} while running '{}': process {} {}; a new worker took its place",
+                        messages::kWorkerCrashed, p.req->name, w.pid, how))));
       }
     }
     // The calls queued behind it never started: send them again, in order.
