@@ -25,6 +25,7 @@
 #include <string>
 #include <thread>
 #include <unordered_set>
+#include <vector>
 
 #include "concur/detail/context.hpp"
 #include "concur/registry.hpp"
@@ -93,6 +94,7 @@ class Server {
     std::string buf;
     buf.resize(1 << 16);
     std::size_t len = 0;
+    std::vector<std::string> arrived;
     for (;;) {
       if (len == buf.size()) buf.resize(buf.size() * 2);
       const ssize_t r = ::read(in_fd_, buf.data() + len, buf.size() - len);
@@ -107,8 +109,17 @@ class Server {
           if (4 + size > buf.size()) buf.resize(4 + size);
           break;
         }
-        on_frame(std::string_view(buf.data() + pos, 4 + size));
+        on_frame(std::string_view(buf.data() + pos, 4 + size), arrived);
         pos += 4 + size;
+      }
+      if (!arrived.empty()) {
+        // One lock and one wake-up for everything this read brought.
+        {
+          std::lock_guard lock(mutex_);
+          for (auto& f : arrived) queue_.push_back(std::move(f));
+        }
+        arrived.clear();
+        cv_.notify_one();
       }
       if (pos > 0) {
         std::memmove(buf.data(), buf.data() + pos, len - pos);
@@ -129,14 +140,10 @@ class Server {
     _exit(0);
   }
 
-  void on_frame(std::string_view f) {
+  void on_frame(std::string_view f, std::vector<std::string>& arrived) {
     const auto kind = static_cast<Kind>(f[4]);
     if (kind == Kind::call) {
-      {
-        std::lock_guard lock(mutex_);
-        queue_.emplace_back(f);
-      }
-      cv_.notify_one();
+      arrived.emplace_back(f);
     } else if (kind == Kind::cancel && f.size() >= kHeader + 8) {
       const auto id = load<std::uint64_t>(f.data() + kHeader);
       std::lock_guard lock(mutex_);
@@ -191,7 +198,11 @@ class Server {
       status = Status::cancelled;
     } else {
       try {
-        const detail::RegisteredFunction* fn = detail::find_function(name);
+        if (name != last_name_) {  // a batch usually calls one function
+          last_fn_ = detail::find_function(name);
+          last_name_ = std::string(name);
+        }
+        const detail::RegisteredFunction* fn = last_fn_;
         if (fn == nullptr || fn->invoker == nullptr || fn->ambiguous) {
           throw UsageError("concur worker: no function '" + std::string(name) +
                            "' is registered (with a codec) in the worker executable");
@@ -242,6 +253,8 @@ class Server {
     write_all(out_fd_, out_.data(), out_.size());
   }
 
+  std::string last_name_;
+  const detail::RegisteredFunction* last_fn_ = nullptr;
   const int in_fd_;   // requests
   const int out_fd_;  // hello and replies
   WorkerDriver driver_;
