@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -280,3 +281,32 @@ TEST(Fibers, ConfigKeys) {
 }
 
 }  // namespace
+
+// Wakes that race a fiber on its way into a wait (a timeout firing on the
+// other thread, a sibling's failure cancelling it, a child ending) must never
+// make a still-running fiber ready: another thread would resume it while it
+// runs. Many short sleeps with timeouts of about the same length, and
+// fail-fast batches on two threads, put wakes right at the park.
+Task<int> short_nap(int i) {
+  co_await concur::sleep_for(std::chrono::microseconds(200 * (i % 5)));
+  if (i % 17 == 3) throw std::runtime_error("boom");
+  co_return i;
+}
+
+TEST(Fibers, WakesRacingAParkOnTwoThreadsAreSafe) {
+  auto ex = concur::make_executor(fibers(2));
+  std::vector<decltype(concur::call(short_nap, 0))> calls;
+  for (int i = 0; i < 64; ++i) calls.push_back(concur::call(short_nap, i));
+  std::size_t timed_out = 0, ok = 0;
+  for (int round = 0; round < 200; ++round) {
+    auto settled = ex->gather_settled(calls, {.timeout = std::chrono::microseconds(500)});
+    ASSERT_EQ(settled.size(), calls.size());
+    for (const auto& r : settled) {
+      if (r.ok()) ++ok;
+      if (!r.ok() && r.error().type() == "concur::TimeoutError") ++timed_out;
+    }
+    EXPECT_THROW((void)ex->gather(calls), std::runtime_error);
+  }
+  std::printf("racing wakes: %zu ok, %zu timed out\n", ok, timed_out);
+  EXPECT_GT(ok, 0u);
+}

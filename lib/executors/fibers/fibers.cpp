@@ -68,6 +68,13 @@ struct FiberState {
   // releases it on the other side of the switch), so a wake from another
   // thread cannot make the fiber ready while it is still running.
   bf::detail::spinlock splk;
+  // Both guarded by splk. A wake can arrive before the fiber has switched
+  // out (a sibling on another thread finishing, a cancel, or the fiber's own
+  // context already stopped when it attaches its waiter). Making a running
+  // fiber ready would let another thread resume it while it still runs, so
+  // such a wake is left pending and park() then returns without suspending.
+  bool suspended = false;
+  bool wake_pending = false;
   std::chrono::nanoseconds leg_start{0};  // when it last got the thread
   detail::CallName name;                  // of its task, for stall reports
   std::string_view eager_name;            // resolved up front when threads > 1
@@ -90,6 +97,11 @@ void make_ready(FiberState& st) noexcept {
   bf::context* ctx = nullptr;
   {
     bf::detail::spinlock_lock lock(st.splk);  // waits until it has switched out
+    if (!st.suspended) {
+      st.wake_pending = true;  // still running: park() will not suspend
+      return;
+    }
+    st.suspended = false;
     ctx = st.fiber;
   }
   // `st` may be gone from here on: the fiber can run as soon as it is ready.
@@ -430,6 +442,7 @@ class Fibers final : public Executor, private detail::Driver {
         }
       }
       if (job == nullptr) {
+        main.suspended = true;      // under splk, held since before the lane check
         main.fiber->suspend(lock);  // until wake_lane(); fibers run meanwhile
         continue;
       }
@@ -497,10 +510,16 @@ class Fibers final : public Executor, private detail::Driver {
     end_leg(*st);
     {
       bf::detail::spinlock_lock lock(st->splk);
-      if (w.deadline != kNever) pool_.add_timer(w);
-      // Even if the wait was already claimed (cancelled before we got here),
-      // its waker will make this fiber ready once: suspend and let it.
-      st->fiber->suspend(lock);
+      if (st->wake_pending) {
+        // Woken before we got here (see FiberState): the wait is over.
+        st->wake_pending = false;
+      } else {
+        if (w.deadline != kNever) pool_.add_timer(w);
+        // From here a waker waits for splk, which Boost releases only once
+        // this fiber has switched out; then it makes the fiber ready once.
+        st->suspended = true;
+        st->fiber->suspend(lock);
+      }
     }
     resumed(*st, w.ctx);
     return false;  // the fiber was blocked; the coroutine just continues
