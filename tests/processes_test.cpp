@@ -18,6 +18,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -367,6 +368,35 @@ Task<int> pid_via_inner_sequential() {
 TEST(Processes, OtherExecutorsInsideAParentTaskStayLocal) {
   auto ex = make(1);
   EXPECT_EQ(ex->run(pid_via_inner_sequential()), getpid());
+}
+
+// CPU seconds (user + system) used so far by process `pid`.
+double cpu_seconds_of(int pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  std::istringstream rest(line.substr(line.rfind(')') + 2));
+  std::string field;
+  long ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stol(field);  // utime, stime
+  }
+  return static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+TEST(Processes, SleepingBatchUsesAlmostNoCpu) {
+  auto ex = make(2);
+  auto [a, b] = ex->gather(concur::call(value_after, 50ms, 1), concur::call(worker_pid));
+  (void)a;
+  const std::vector<int> pids{static_cast<int>(getpid()), b};
+  double before = 0;
+  for (int p : pids) before += cpu_seconds_of(p);
+  std::vector<decltype(concur::call(value_after, 1ms, 0))> calls(
+      4, concur::call(value_after, 150ms, 1));
+  ex->gather(calls);  // ~300 ms of waiting on two workers
+  double after = 0;
+  for (int p : pids) after += cpu_seconds_of(p);
+  EXPECT_LT(after - before, 0.1) << "the parent or a worker busy-waits";
 }
 
 TEST(Processes, WorkerStderrIsForwardedWithItsPid) {
