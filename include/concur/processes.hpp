@@ -15,13 +15,23 @@
 //   and the rest of the batch goes on. Calls queued behind it are re-sent.
 // - A timed-out or cancelled call is cancelled inside its worker (its waits
 //   wake, concur::cancelled() turns true); if it has not stopped after
-//   Config::cancel_grace the worker is killed and replaced.
+//   Config::cancel_grace the worker is killed and replaced. A per-task
+//   `timeout` counts from the call's start in a worker, not from its wait
+//   for a free worker; a batch `deadline` counts from the gather's start.
+// - Workers start with the first call (default: one per core) and are
+//   recycled after Config::max_tasks_per_child calls. Up to ~1 ms of short
+//   calls is sent ahead to each worker, so tiny calls cost a few microseconds.
 // - A nested gather inside a call runs inside that call's worker, one task
 //   after another (the worker runs one call at a time, like `sequential`);
 //   the root task of Executor::run() and its direct gathers run in the parent.
 // - Workers die with the parent (PR_SET_PDEATHSIG plus end-of-file on their
 //   socket); their stderr reaches the parent's, each line prefixed with
-//   "[worker PID] ".
+//   "[worker PID] "; their stdout is the parent's stdout. (PR_SET_PDEATHSIG
+//   follows the thread that launched a worker: if that thread ends, its
+//   workers end too and are replaced at the next call.)
+// - A launched worker that never reaches concur::init (a forgotten init)
+//   fails the batch with WorkerStartError within seconds; it cannot launch
+//   workers of its own.
 #pragma once
 
 #include <string_view>
