@@ -162,6 +162,7 @@ Pool::Pool(asio::io_context& io, PoolOptions options) : io_(io), options_(std::m
 // is made but never used (or only lists executors) launches nothing.
 void Pool::start() {
   started_ = true;
+  warming_up_ = true;
   for (int i = 0; i < options_.workers && !broken_; ++i) respawn();
 }
 
@@ -544,8 +545,14 @@ void Pool::send(Worker& w, Pending& p) {
 }
 
 void Pool::flush() {
+  if (warming_up_) {
+    // The first calls wait until every first worker has started (or failed),
+    // so that a batch sees all its lanes instead of piling onto the quickest.
+    warming_up_ = std::any_of(workers_.begin(), workers_.end(),
+                              [](const auto& w) { return w->state == Worker::State::starting; });
+  }
   const std::size_t win = window();
-  while (!queue_.empty()) {
+  while (!queue_.empty() && !warming_up_) {
     Worker* best = nullptr;
     for (auto& w : workers_) {
       if (w->state != Worker::State::ready || w->inflight.size() >= win) continue;

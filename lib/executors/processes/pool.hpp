@@ -93,6 +93,7 @@ class Pool {
   std::exception_ptr broken_;  // the workers cannot start: every call fails with this
   bool shutting_down_ = false;
   bool started_ = false;
+  bool warming_up_ = false;  // the first workers are still starting
 };
 
 }  // namespace concur::executors::processes
