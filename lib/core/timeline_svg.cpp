@@ -310,11 +310,10 @@ void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
       }
       const double text_w = 6.6 * static_cast<double>(task.name.size()) + 8;
       if (row_h >= 14 && x1 - x0 >= text_w) {
-        // On a running stretch the white name reads; on hatching a dark one does.
-        const bool starts_waiting =
-            !task.segments.empty() && task.segments.front().kind == Segment::waiting;
+        // White reads on the solid running colour, dark on the pale hatching.
+        const bool mostly_waiting = task.waited() * 2 > task.end - task.start;
         out << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="name"{}>{}</text>)", x0 + 4,
-                           by + bar_h / 2 + 4, starts_waiting ? R"( style="fill:#1d2733")" : "",
+                           by + bar_h / 2 + 4, mostly_waiting ? R"( style="fill:#1d2733")" : "",
                            xml(task.name));
       }
       out << "</g>\n";

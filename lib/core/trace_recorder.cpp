@@ -346,8 +346,10 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
   if (!only_executor.empty()) {
     std::erase_if(tasks, [&](const TaskRecord& x) { return x.executor != only_executor; });
   }
-  std::stable_sort(tasks.begin(), tasks.end(),
-                   [](const TaskRecord& a, const TaskRecord& b) { return a.start < b.start; });
+  const auto by_start = [](const TaskRecord& a, const TaskRecord& b) { return a.start < b.start; };
+  // Tasks of this process are already in start order; only external ones may not be.
+  if (!std::is_sorted(tasks.begin(), tasks.end(), by_start))
+    std::stable_sort(tasks.begin(), tasks.end(), by_start);
   t.tasks = std::move(tasks);
 
   for (const StallEntry& s : r.stalls) {
