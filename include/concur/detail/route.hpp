@@ -90,6 +90,17 @@ Task<V> fail_task(std::exception_ptr error) {
   std::rethrow_exception(error);
 }
 
+// Encodes argument `a` as parameter type P (converting only when the types
+// differ, e.g. a string literal for a std::string parameter).
+template <class P, class A>
+void encode_as(Writer& w, const A& a) {
+  if constexpr (std::is_same_v<P, A>) {
+    Codec<P>::encode(w, a);
+  } else {
+    Codec<P>::encode(w, P(a));
+  }
+}
+
 template <class V, class R, class... P, class Tuple, std::size_t... I>
 Task<V> route_function(R (*fn)(P...), const Tuple& args, std::index_sequence<I...>) {
   using Traits = function_traits<R (*)(P...)>;
@@ -102,9 +113,7 @@ Task<V> route_function(R (*fn)(P...), const Tuple& args, std::index_sequence<I..
     begin_call_frame(req, f->name, signature_of<R (*)(P...)>());
     Writer w(req.frame);
     // Encode as the function's own parameter types, which the worker decodes.
-    (Codec<std::decay_t<P>>::encode(
-         w, static_cast<const std::decay_t<P>&>(std::decay_t<P>(std::get<I>(args)))),
-     ...);
+    (encode_as<std::decay_t<P>>(w, std::get<I>(args)), ...);
     co_await remote_invoke(req);
     if constexpr (!std::is_void_v<V>) {
       Reader r(req.reply);
