@@ -220,6 +220,24 @@ TEST(Processes, CallsRunInOtherProcesses) {
   EXPECT_TRUE(kids.count(b)) << b;
 }
 
+Task<int> pid_after(std::chrono::milliseconds d) {
+  co_await concur::sleep_for(d);
+  co_return static_cast<int>(getpid());
+}
+CONCUR_REGISTER(pid_after);
+
+// Trivial calls first make the pool's pipelining window large; slow calls
+// sent while a worker is still starting must not pile up on the ready ones.
+TEST(Processes, SlowCallsAfterTrivialOnesSpreadOverEveryWorker) {
+  auto ex = make(4);
+  std::vector<decltype(concur::call(worker_pid))> trivial(4, concur::call(worker_pid));
+  (void)ex->gather(trivial);
+  std::vector<decltype(concur::call(pid_after, 100ms))> slow(4, concur::call(pid_after, 100ms));
+  const std::vector<int> pids = ex->gather(slow);
+  EXPECT_EQ(std::set<int>(pids.begin(), pids.end()).size(), 4u)
+      << "four slow calls on four workers ran on fewer processes";
+}
+
 TEST(Processes, UnregisteredCallFailsBeforeAnythingRuns) {
   auto ex = make(1);
   const std::string path =

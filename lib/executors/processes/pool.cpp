@@ -551,7 +551,14 @@ void Pool::flush() {
     warming_up_ = std::any_of(workers_.begin(), workers_.end(),
                               [](const auto& w) { return w->state == Worker::State::starting; });
   }
-  const std::size_t win = window();
+  // While a worker is still starting, give each ready worker one call at a
+  // time: the window is judged from past calls (a warm-up of trivial ones
+  // makes it large), and piling calls of unknown length onto the ready
+  // workers would leave the starting one idle once it is up.
+  const bool any_starting = std::any_of(workers_.begin(), workers_.end(), [](const auto& w) {
+    return w->state == Worker::State::starting;
+  });
+  const std::size_t win = any_starting ? 1 : window();
   while (!queue_.empty() && !warming_up_) {
     Worker* best = nullptr;
     for (auto& w : workers_) {
