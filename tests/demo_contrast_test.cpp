@@ -55,6 +55,7 @@ std::size_t svg_task_bars(const std::string& path) {
 class ContrastDemo : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    std::ifstream("/proc/loadavg") >> load_before_;
     char tmpl[] = "/tmp/concur-contrast-test-XXXXXX";
     dir_ = mkdtemp(tmpl);
     const std::string err = dir_ + "/stderr.txt";
@@ -81,6 +82,7 @@ class ContrastDemo : public ::testing::Test {
   }
 
   static inline std::string dir_, out_, err_;
+  static inline double load_before_ = 1e9;  // unknown: treat the machine as busy
   static inline std::map<std::pair<std::string, std::string>, Row> rows_;
 };
 
@@ -130,9 +132,11 @@ TEST_F(ContrastDemo, WaitsOverlapOnEveryConcurrentExecutor) {
 }
 
 // The lesson of the cpu batch. The trace's average number of tasks running at
-// once shows parallelism even when other programs share the cores; the wall
-// speed-up (> 1.3x on 2 cores) is asserted whenever the run had a core to
-// itself, which its sequential row measures (CPU seconds per wall second).
+// once shows parallelism even when other programs share the cores, so it is
+// always asserted. The wall-time speed-up (> 1.3x on 2 cores) needs the cores
+// to be ours: it is asserted when the machine was otherwise idle (1-minute
+// load average at most cores - 1 before the run, and the sequential row got a
+// whole core), and only recorded otherwise.
 TEST_F(ContrastDemo, OnlyParallelExecutorsSpeedUpCpuWork) {
   ASSERT_TRUE(rows_.count({"sequential", "cpu"})) << out_ << err_;
   const unsigned cores = std::thread::hardware_concurrency();
@@ -140,14 +144,19 @@ TEST_F(ContrastDemo, OnlyParallelExecutorsSpeedUpCpuWork) {
     EXPECT_LT(row(executor, "cpu").num("avg_running"), 1.1) << executor << " must take turns";
   }
   if (cores < 2) GTEST_FAIL() << "this lesson needs 2 cores; the machine has " << cores;
-  const bool had_a_core = row("sequential", "cpu").num("cpu_util") >= 0.8;
+  const bool idle = load_before_ <= static_cast<double>(cores) - 1 &&
+                    row("sequential", "cpu").num("cpu_util") >= 0.8;
   for (const char* executor : {"thread_pool", "fibers(threads=2)"}) {
     SCOPED_TRACE(executor);
     EXPECT_GT(row(executor, "cpu").num("avg_running"), 1.5) << "tasks must run in parallel";
     const double speedup = row(executor, "cpu").num("speedup");
     RecordProperty(std::string(executor) + "_cpu_speedup", std::to_string(speedup));
-    if (had_a_core) {
-      EXPECT_GT(speedup, 1.3);
+    if (idle) {
+      EXPECT_GT(speedup, 1.3) << "load average before the run: " << load_before_;
+    } else {
+      std::printf(
+          "note: busy machine (load %.2f on %u cores): %s cpu speed-up %.2fx not asserted\n",
+          load_before_, cores, executor, speedup);
     }
   }
 }
