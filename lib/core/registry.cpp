@@ -2,6 +2,8 @@
 
 #include <cxxabi.h>
 
+#include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -26,6 +28,21 @@ Registry& registry() {
   static Registry r;
   return r;
 }
+
+// Bumped by every registration, so the per-thread memo below never serves a
+// stale answer. Registrations happen at static initialisation in practice.
+std::atomic<std::uint64_t> g_generation{1};
+
+// The last address looked up on this thread and its answer (also a miss).
+// A batch names its tasks one after another with the same few functions, and
+// the trace recorder asks for every task's name: the memo keeps the shared
+// lock off that path.
+struct Memo {
+  const void* address = nullptr;
+  const RegisteredFunction* function = nullptr;
+  std::uint64_t generation = 0;
+};
+thread_local Memo tl_memo;
 
 std::string demangle(std::string_view mangled) {
   const std::string m(mangled);
@@ -79,6 +96,7 @@ bool register_function(std::string_view name, const void* address, Invoker invok
     if (known == r.by_address.end() || known->second != &f) f.ambiguous = true;
   }
   r.by_address.insert_or_assign(address, &f);
+  g_generation.fetch_add(1, std::memory_order_release);
   return true;
 }
 
@@ -88,10 +106,15 @@ std::string_view registered_name(const void* address) noexcept {
 }
 
 const RegisteredFunction* find_function(const void* address) noexcept {
+  const std::uint64_t generation = g_generation.load(std::memory_order_acquire);
+  Memo& memo = tl_memo;
+  if (memo.address == address && memo.generation == generation) return memo.function;
   Registry& r = registry();
   std::shared_lock lock(r.mutex);
   auto it = r.by_address.find(address);
-  return it == r.by_address.end() ? nullptr : it->second;
+  const RegisteredFunction* f = it == r.by_address.end() ? nullptr : it->second;
+  memo = {address, f, generation};
+  return f;
 }
 
 const RegisteredFunction* find_function(std::string_view name) noexcept {
