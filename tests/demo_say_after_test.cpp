@@ -29,7 +29,7 @@ std::string run(const std::string& command) {
 
 TEST(SayAfterDemo, JsonTimingsShowTheSeedsLessons) {
   const std::string out =
-      run(std::string(CONCUR_SAY_AFTER_BIN) + " --executor all --scale 0.05 --json");
+      run(std::string(CONCUR_SAY_AFTER_BIN) + " --executor all --scale 0.2 --json");
   std::map<std::pair<std::string, std::string>, Row> rows;
   std::size_t start = 0;
   while (start < out.size()) {
@@ -48,7 +48,9 @@ TEST(SayAfterDemo, JsonTimingsShowTheSeedsLessons) {
     rows[{std::string(v["executor"].as_string()), std::string(v["case"].as_string())}] = r;
   }
   ASSERT_FALSE(rows.empty()) << out;
-  const double one_s = 0.05;  // the scaled 1 s
+  // The scaled 1 s: large enough that a loaded machine's scheduling delays
+  // (tens of ms) cannot blur the 1 s differences the cases are about.
+  const double one_s = 0.2;
   for (const auto& [key, row] : rows) {
     const auto& [executor, which] = key;
     SCOPED_TRACE(executor + "/" + which);
