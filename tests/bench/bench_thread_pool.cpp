@@ -14,6 +14,8 @@
 #include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <concur/concur.hpp>
@@ -72,15 +74,22 @@ Task<int> noop(int v) { co_return v; }
 // ~`ms` of FNV-1a hashing; polls cancellation like a well-behaved CPU task.
 std::uint64_t hash_for(std::chrono::milliseconds ms) {
   // Calibrated once: the number of rounds that take `ms` on this machine.
+  // Calibrated on this thread's CPU time, not wall time, so a loaded machine
+  // during calibration does not shrink every task.
   static const std::uint64_t rounds_per_ms = [] {
-    const auto t0 = std::chrono::steady_clock::now();
+    auto cpu_ms = [] {
+      timespec ts{};
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+      return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+    };
+    const double t0 = cpu_ms();
     std::uint64_t h = 1469598103934665603ULL;
     std::uint64_t n = 0;
-    while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(50)) {
+    while (cpu_ms() - t0 < 50.0) {
       for (int k = 0; k < 10000; ++k) h = (h ^ (n++ & 0xff)) * 1099511628211ULL;
     }
     asm volatile("" : : "r"(h));
-    return n / 50;
+    return static_cast<std::uint64_t>(static_cast<double>(n) / (cpu_ms() - t0));
   }();
   std::uint64_t h = 1469598103934665603ULL;
   const std::uint64_t total = rounds_per_ms * static_cast<std::uint64_t>(ms.count());
