@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/run_program.hpp"
+
 namespace {
 
 struct Row {
@@ -27,14 +29,7 @@ struct Row {
   double num(const char* key) const { return json.at(key).to_number<double>(); }
 };
 
-std::string run(const std::string& command) {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), &pclose);
-  EXPECT_TRUE(pipe);
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (pipe && std::fgets(buf.data(), buf.size(), pipe.get()) != nullptr) out += buf.data();
-  return out;
-}
+std::string run(const std::string& command) { return concur::testing::run_program(command); }
 
 std::size_t svg_task_bars(const std::string& path) {
   boost::property_tree::ptree tree;

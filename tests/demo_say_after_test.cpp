@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 
+#include "support/run_program.hpp"
+
 namespace {
 
 struct Row {
@@ -18,14 +20,7 @@ struct Row {
   std::vector<std::string> results;
 };
 
-std::string run(const std::string& command) {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), &pclose);
-  EXPECT_TRUE(pipe);
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (pipe && std::fgets(buf.data(), buf.size(), pipe.get()) != nullptr) out += buf.data();
-  return out;
-}
+std::string run(const std::string& command) { return concur::testing::run_program(command); }
 
 TEST(SayAfterDemo, JsonTimingsShowTheSeedsLessons) {
   const std::string out =

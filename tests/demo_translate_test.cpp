@@ -15,18 +15,13 @@
 #include <string>
 #include <vector>
 
+#include "support/run_program.hpp"
+
 namespace {
 
 namespace json = boost::json;
 
-std::string run(const std::string& command) {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), &pclose);
-  EXPECT_TRUE(pipe);
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (pipe && std::fgets(buf.data(), buf.size(), pipe.get()) != nullptr) out += buf.data();
-  return out;
-}
+std::string run(const std::string& command) { return concur::testing::run_program(command); }
 
 // One JSON object per line, keyed by executor; checks the common keys.
 std::map<std::string, json::object> parse_runs(const std::string& out) {
