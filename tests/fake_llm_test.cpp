@@ -39,22 +39,38 @@ std::string chat_body(const std::string& user, const std::string& model = "test-
                                json::object{{"role", "user"}, {"content", user}}}}});
 }
 
+// Far beyond any reply the tests expect (the slowest is 400 ms), so a server
+// that never answers fails the test with "timeout" instead of hanging it.
+constexpr auto kExchangeTimeout = 20s;
+
 // One request on a fresh connection; throws beast::system_error on a
-// transport failure (e.g. a reset).
+// transport failure (e.g. a reset) or after kExchangeTimeout. Asynchronous
+// on a private io_context because tcp_stream's timeout only applies to
+// asynchronous operations.
 Reply exchange(std::uint16_t port, http::verb verb, const std::string& target,
                const std::string& body = "") {
   net::io_context ioc;
   beast::tcp_stream stream(ioc);
-  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
   http::request<http::string_body> req(verb, target, 11);
   req.set(http::field::host, "127.0.0.1");
   req.set(http::field::content_type, "application/json");
   req.body() = body;
   req.prepare_payload();
-  http::write(stream, req);
   beast::flat_buffer buffer;
   Reply r;
-  http::read(stream, buffer, r.raw);
+  beast::error_code ec;
+  stream.expires_after(kExchangeTimeout);
+  stream.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port),
+                       [&](beast::error_code cec) {
+                         if ((ec = cec)) return;
+                         http::async_write(stream, req, [&](beast::error_code wec, std::size_t) {
+                           if ((ec = wec)) return;
+                           http::async_read(stream, buffer, r.raw,
+                                            [&](beast::error_code rec, std::size_t) { ec = rec; });
+                         });
+                       });
+  ioc.run();
+  if (ec) throw beast::system_error(ec);
   r.status = r.raw.result_int();
   r.body = r.raw.body();
   return r;

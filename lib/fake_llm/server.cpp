@@ -103,6 +103,10 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(tcp::socket&& socket, detail::Core& server)
       : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(server) {
     server_.connection_opened();
+    // Only the hang-up watch's peek is synchronous, and it must never block
+    // (see watch_for_hang_up); asynchronous operations ignore this flag.
+    beast::error_code ignored;
+    stream_.socket().non_blocking(true, ignored);
   }
   ~Session() {
     if (in_chat_) server_.request_abandoned();  // the server stopped meanwhile
@@ -219,21 +223,31 @@ class Session : public std::enable_shared_from_this<Session> {
   // request then stops counting as in flight and its connection is closed
   // now rather than when the timer fires. Waiting for readability consumes
   // nothing, so bytes of a pipelined next request stay for the next read.
+  //
+  // Readiness is only a hint: an epoll event harvested by one io thread just
+  // before another thread's speculative read consumed the request can still
+  // complete this wait when nothing is left to read. So the peek is
+  // non-blocking (the socket is in non-blocking mode) and "would block" just
+  // re-arms the watch. A blocking peek here once parked an io thread in
+  // poll() forever, and with it this session's strand: the reply timer could
+  // never run and the client waited for ever.
   void watch_for_hang_up(std::uint64_t seq) {
-    stream_.socket().async_wait(tcp::socket::wait_read,
-                                [self = shared_from_this(), seq](beast::error_code ec) {
-                                  if (ec || seq != self->request_seq_ || !self->in_chat_) return;
-                                  char byte;
-                                  beast::error_code peek_ec;
-                                  const auto n = self->stream_.socket().receive(
-                                      net::buffer(&byte, 1), tcp::socket::message_peek, peek_ec);
-                                  if (n > 0 && !peek_ec)
-                                    return;  // a pipelined request, not a hang-up
-                                  self->in_chat_ = false;
-                                  self->server_.request_abandoned();
-                                  self->timer_.cancel();
-                                  self->stream_.close();
-                                });
+    stream_.socket().async_wait(
+        tcp::socket::wait_read, [self = shared_from_this(), seq](beast::error_code ec) {
+          if (ec || seq != self->request_seq_ || !self->in_chat_) return;
+          char byte;
+          beast::error_code peek_ec;
+          const auto n = self->stream_.socket().receive(net::buffer(&byte, 1),
+                                                        tcp::socket::message_peek, peek_ec);
+          if (peek_ec == net::error::would_block || peek_ec == net::error::try_again ||
+              peek_ec == net::error::interrupted)
+            return self->watch_for_hang_up(seq);  // a spurious wake-up
+          if (n > 0 && !peek_ec) return;          // a pipelined request, not a hang-up
+          self->in_chat_ = false;
+          self->server_.request_abandoned();
+          self->timer_.cancel();
+          self->stream_.close();
+        });
   }
 
   void answer(const detail::ChatRequest& request, detail::Fault fault) {
