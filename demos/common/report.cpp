@@ -7,7 +7,7 @@
 
 namespace concur::demo {
 
-void print_json_line(const RunRecord& r) {
+boost::json::object to_json(const RunRecord& r) {
   boost::json::array results;
   for (std::size_t i = 0; i < r.results.size(); ++i) {
     if (r.result_ok[i]) {
@@ -18,12 +18,17 @@ void print_json_line(const RunRecord& r) {
   }
   boost::json::array stalls;
   for (const auto& s : r.stalls) stalls.emplace_back(s);
-  boost::json::object o{{"demo", r.demo},     {"executor", r.executor}, {"case", r.case_name},
-                        {"wall_s", r.wall_s}, {"cpu_s", r.cpu_s},       {"ok", r.ok},
-                        {"failed", r.failed}, {"results", results},     {"stalls", stalls},
-                        {"lanes", r.lanes}};
+  return boost::json::object{{"demo", r.demo},     {"executor", r.executor}, {"case", r.case_name},
+                             {"wall_s", r.wall_s}, {"cpu_s", r.cpu_s},       {"ok", r.ok},
+                             {"failed", r.failed}, {"results", results},     {"stalls", stalls},
+                             {"lanes", r.lanes}};
+}
+
+void print_json_line(const boost::json::object& o) {
   std::cout << boost::json::serialize(o) << '\n' << std::flush;
 }
+
+void print_json_line(const RunRecord& r) { print_json_line(to_json(r)); }
 
 Table::Table(std::vector<std::string> headers) : headers_(std::move(headers)) {}
 

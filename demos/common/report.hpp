@@ -2,6 +2,7 @@
 // aligned text table for people.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <concur/concur.hpp>
 #include <string>
 #include <vector>
@@ -23,8 +24,13 @@ struct RunRecord {
   int lanes = 1;
 };
 
-/// Prints `r` as one line of JSON on stdout (keys: demo, executor, case,
-/// wall_s, cpu_s, ok, failed, results, stalls, lanes).
+/// `r` as the JSON object every demo prints (keys: demo, executor, case,
+/// wall_s, cpu_s, ok, failed, results, stalls, lanes); a demo may add keys.
+boost::json::object to_json(const RunRecord& r);
+
+/// Prints a JSON object as one line on stdout.
+void print_json_line(const boost::json::object& o);
+/// Prints `to_json(r)` as one line on stdout.
 void print_json_line(const RunRecord& r);
 
 /// A fixed-width text table.

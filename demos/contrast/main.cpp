@@ -187,34 +187,15 @@ Row run_one(concur::Executor& ex, const Variant& v, const std::string& which, co
 
 void print_json(const Row& row, const Sizes& s) {
   const demo::RunRecord& r = row.rec;
-  boost::json::array results;
-  for (std::size_t i = 0; i < r.results.size(); ++i) {
-    if (r.result_ok[i]) {
-      results.emplace_back(r.results[i]);
-    } else {
-      results.emplace_back(boost::json::object{{"error", r.results[i]}});
-    }
-  }
-  boost::json::array stalls;
-  for (const auto& x : r.stalls) stalls.emplace_back(x);
-  boost::json::object o{{"demo", r.demo},
-                        {"executor", r.executor},
-                        {"case", r.case_name},
-                        {"wall_s", r.wall_s},
-                        {"cpu_s", r.cpu_s},
-                        {"ok", r.ok},
-                        {"failed", r.failed},
-                        {"results", results},
-                        {"stalls", stalls},
-                        {"lanes", r.lanes},
-                        {"lanes_used", row.lanes_used},
-                        {"tasks", row.tasks},
-                        {"cpu_util", r.wall_s > 0 ? r.cpu_s / r.wall_s : 0.0},
-                        {"avg_running", row.avg_running},
-                        {"task_ms", r.case_name == "io" ? s.io_ms : s.cpu_ms}};
+  boost::json::object o = demo::to_json(r);
+  o["lanes_used"] = row.lanes_used;
+  o["tasks"] = row.tasks;
+  o["cpu_util"] = r.wall_s > 0 ? r.cpu_s / r.wall_s : 0.0;
+  o["avg_running"] = row.avg_running;
+  o["task_ms"] = r.case_name == "io" ? s.io_ms : s.cpu_ms;
   if (row.speedup) o["speedup"] = *row.speedup;
   if (!row.timeline.empty()) o["timeline"] = row.timeline;
-  std::cout << boost::json::serialize(o) << '\n' << std::flush;
+  demo::print_json_line(o);
 }
 
 std::string fixed(double v, int digits) {

@@ -97,8 +97,9 @@ void write_chrome_json(const Trace& t, std::ostream& out) {
   for (int pid : pids) {
     const std::string label = pid == t.pid ? fmt::format("concur {} (pid {})", executors_of(t), pid)
                                            : fmt::format("worker process {}", pid);
-    w.event(fmt::format(R"("name":"process_name","ph":"M","ts":0,"pid":{},"tid":0,"args":{{"name":"{}"}})",
-                        pid, escape(label)));
+    w.event(fmt::format(
+        R"("name":"process_name","ph":"M","ts":0,"pid":{},"tid":0,"args":{{"name":"{}"}})", pid,
+        escape(label)));
   }
   const auto lanes = t.lanes();
   for (std::size_t i = 0; i < lanes.size(); ++i) {
@@ -107,8 +108,8 @@ void write_chrome_json(const Trace& t, std::ostream& out) {
         R"J("name":"thread_name","ph":"M","ts":0,"pid":{},"tid":{},"args":{{"name":"lane {} (tid {})"}})J",
         pid, tid, i + 1, tid));
     w.event(fmt::format(
-        R"("name":"thread_sort_index","ph":"M","ts":0,"pid":{},"tid":{},"args":{{"sort_index":{}}})", pid,
-        tid, i));
+        R"("name":"thread_sort_index","ph":"M","ts":0,"pid":{},"tid":{},"args":{{"sort_index":{}}})",
+        pid, tid, i));
   }
 
   // Per thread: the stretches tasks ran there, as properly nested B/E pairs.

@@ -28,10 +28,8 @@ inline void PrintTo(const ExecutorParam& p, std::ostream* os) { *os << p.label; 
 
 inline std::vector<ExecutorParam> executor_params() {
   return {
-      {"sequential", "sequential", {}},
-      {"event_loop", "event_loop", {}},
-      {"thread_pool", "thread_pool", {}},
-      {"fibers_1", "fibers", {{"threads", "1"}}},
+      {"sequential", "sequential", {}},           {"event_loop", "event_loop", {}},
+      {"thread_pool", "thread_pool", {}},         {"fibers_1", "fibers", {{"threads", "1"}}},
       {"fibers_2", "fibers", {{"threads", "2"}}},
   };
 }
