@@ -21,7 +21,14 @@
 #include <string>
 #include <vector>
 
+#include "bench_support.hpp"
+
 using concur::Task;
+
+using concur::bench::arg;
+using concur::bench::best_of;
+using concur::bench::noop;
+using concur::bench::skynet;
 
 namespace {
 
@@ -56,41 +63,12 @@ long raw_floor(long size) {
 }
 
 // --- the same on concur ---
-Task<long> skynet(long num, long size) {
-  if (size == 1) co_return num;
-  std::vector<decltype(concur::call(skynet, 0L, 0L))> calls;
-  calls.reserve(kDiv);
-  const long step = size / kDiv;
-  for (long i = 0; i < kDiv; ++i) calls.push_back(concur::call(skynet, num + i * step, step));
-  std::vector<long> parts = co_await concur::gather(std::move(calls));
-  co_return std::accumulate(parts.begin(), parts.end(), 0L);
-}
-
-Task<int> noop(int v) { co_return v; }
-
-double best_of(int reps, const std::function<void()>& fn) {
-  double best = 1e300;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    best = std::min(best,
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
-}
 
 concur::Config fibers(int threads) {
   concur::Config c = concur::Config::from_env();
   c.executor = "fibers";
   c.threads = threads;
   return c;
-}
-
-long arg(int argc, char** argv, const char* name, long fallback) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], name) == 0) return std::atol(argv[i + 1]);
-  }
-  return fallback;
 }
 
 }  // namespace
