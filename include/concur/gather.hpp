@@ -116,9 +116,12 @@ class RangeChildren final : public ChildFactory {
   RangeChildren(V& view, std::vector<Slot<T>>& slots, Batch& batch, CompletionHook<T>* hook)
       : view_(view), slots_(slots), batch_(batch), hook_(hook) {}
   ChildHandle make(std::size_t i) override {
-    return run_child<std::ranges::range_value_t<V>, T>(at(i), slots_[i], batch_, i, hook_).handle;
+    decltype(auto) c = at(i);
+    const ChildHandle h =
+        run_child<std::ranges::range_value_t<V>, T>(c, slots_[i], batch_, i, hook_).handle;
+    h.promise().name = call_name(c);
+    return h;
   }
-  CallName name(std::size_t i) override { return call_name(at(i)); }
   void skip(std::size_t i, const std::exception_ptr& error) override {
     slots_[i].emplace(ErrorInfo::from_exception(error));
     if (hook_ != nullptr) {
@@ -147,13 +150,12 @@ class TupleChildren final : public ChildFactory {
   ChildHandle make(std::size_t i) override {
     return dispatch(i, [this]<std::size_t I>() {
       using C = std::tuple_element_t<I, std::tuple<Cs...>>;
-      return run_child<C, factory_value_t<C>>(std::get<I>(calls_), std::get<I>(slots_), batch_, I,
-                                              nullptr)
-          .handle;
+      const C& c = std::get<I>(calls_);
+      const ChildHandle h =
+          run_child<C, factory_value_t<C>>(c, std::get<I>(slots_), batch_, I, nullptr).handle;
+      h.promise().name = call_name(c);
+      return h;
     });
-  }
-  CallName name(std::size_t i) override {
-    return dispatch(i, [this]<std::size_t I>() { return call_name(std::get<I>(calls_)); });
   }
   void skip(std::size_t i, const std::exception_ptr& error) override {
     dispatch(i, [&]<std::size_t I>() {

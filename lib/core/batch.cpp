@@ -11,6 +11,7 @@ Batch::Batch(std::size_t total, const GatherOptions& options, GatherMode mode)
       total_(total),
       options_(options),
       mode_(mode),
+      counts_progress_(static_cast<bool>(options.on_progress)),
       limit_(options.limit == 0 ? std::numeric_limits<std::size_t>::max() : options.limit) {
   progress_.total = total;
 }
@@ -20,7 +21,7 @@ void Batch::report_progress_locked() noexcept {
 }
 
 void Batch::input_skipped(const std::exception_ptr& error) noexcept {
-  {
+  if (counts_progress_) {
     std::lock_guard cb(callback_mutex_);
     ++progress_.done;
     ++progress_.failed;
@@ -32,26 +33,32 @@ void Batch::input_skipped(const std::exception_ptr& error) noexcept {
 
 void Batch::child_finished(Context& child, const std::exception_ptr& error) noexcept {
   if (trace::detail::enabled()) trace::detail::task_end(child, error != nullptr);
-  {
+  if (counts_progress_) {
     std::lock_guard cb(callback_mutex_);
     ++progress_.done;
     if (error) ++progress_.failed;
     report_progress_locked();
   }
-  release(child);
-  if (error && mode_ == GatherMode::fail_fast) {
-    bool first = false;
-    {
-      std::lock_guard lock(mutex_);
-      if (!first_failure_) {
-        first_failure_ = error;
-        first = true;
-      }
+  // One trip through the lock in the common case: unlink, count out, and
+  // wake the batch if it waits for this.
+  bool cancel_siblings = false;
+  {
+    std::lock_guard lock(mutex_);
+    release_locked(child);
+    if (error && mode_ == GatherMode::fail_fast && !first_failure_) {
+      first_failure_ = error;
+      cancel_siblings = true;  // still counted as running: the batch cannot end under us
+    } else {
+      count_out_locked();
     }
-    // Still counted as running, so the batch cannot end (and vanish) under us.
-    if (first) cancel(StopReason::cancelled);
   }
+  if (!cancel_siblings) return;
+  cancel(StopReason::cancelled);
   std::lock_guard lock(mutex_);
+  count_out_locked();
+}
+
+void Batch::count_out_locked() noexcept {
   --running_;
   if (waiting_ && (joining_ ? running_ == 0 : running_ < limit_)) {
     waiting_ = false;
@@ -66,7 +73,7 @@ namespace {
 // the waiter is published, so a child ending in between cannot be missed.
 class BatchWait {
  public:
-  BatchWait(Batch& b, std::mutex& m, Waiter& w, std::size_t& running, std::size_t limit,
+  BatchWait(Batch& b, NodeLock& m, Waiter& w, std::size_t& running, std::size_t limit,
             bool& waiting, bool join)
       : b_(b), m_(m), w_(w), running_(running), limit_(limit), waiting_(waiting), join_(join) {}
 
@@ -106,7 +113,7 @@ class BatchWait {
 
  private:
   Batch& b_;
-  std::mutex& m_;
+  NodeLock& m_;
   Waiter& w_;
   std::size_t& running_;
   std::size_t limit_;
@@ -122,34 +129,35 @@ Task<void> run_batch(Batch& b, ChildFactory& f) {
   const bool adopted = parent == nullptr || parent->adopt(b);
   if (!adopted) b.cancel(parent->stop_reason());
 
-  const auto budget = b.options_.timeout;
   std::size_t i = 0;
   for (; i < b.total_; ++i) {
-    bool stopped = false;
+    // The frame is made before the slot is granted, the context only after:
+    // a per-task timeout must not count the time spent waiting for a slot.
+    ChildHandle h = f.make(i);
+    ChildPromise& p = h.promise();
+    bool started = false;
     for (;;) {
-      if (b.stop_requested()) {
-        stopped = true;
-        break;
-      }
+      if (b.stop_requested()) break;
       {
+        // One trip through the lock: reserve the slot (before the child can
+        // run inline) and link the child, unless the batch has stopped.
         std::lock_guard lock(b.mutex_);
+        if (b.stop_reason() != StopReason::none) break;
         if (b.running_ < b.limit_) {
-          ++b.running_;  // reserve the slot before the child can run inline
+          p.ctx.emplace(&b, b.options_.timeout, StopReason::timeout, p.name);
+          b.adopt_locked(*p.ctx);
+          ++b.running_;
+          started = true;
           break;
         }
       }
       co_await BatchWait(b, b.mutex_, b.waiter_, b.running_, b.limit_, b.waiting_, false);
     }
-    if (stopped) break;
-
-    ChildHandle h = f.make(i);
-    Context& ctx = h.promise().ctx.emplace(&b, budget, StopReason::timeout, f.name(i));
-    if (!b.adopt(ctx)) {
+    if (!started) {
       h.destroy();
-      std::lock_guard lock(b.mutex_);
-      --b.running_;
       break;
     }
+    Context& ctx = *p.ctx;
     try {
       driver.spawn(h, &ctx);
     } catch (...) {

@@ -98,15 +98,23 @@ void Context::cancel_locked(StopReason why) noexcept {
 bool Context::adopt(Context& child) noexcept {
   std::lock_guard lock(mutex_);
   if (stopped_.load(std::memory_order_relaxed) != StopReason::none) return false;
+  adopt_locked(child);
+  return true;
+}
+
+void Context::adopt_locked(Context& child) noexcept {
   child.next_sibling_ = first_child_;
   child.prev_sibling_ = nullptr;
   if (first_child_ != nullptr) first_child_->prev_sibling_ = &child;
   first_child_ = &child;
-  return true;
 }
 
 void Context::release(Context& child) noexcept {
   std::lock_guard lock(mutex_);
+  release_locked(child);
+}
+
+void Context::release_locked(Context& child) noexcept {
   if (child.prev_sibling_ != nullptr) {
     child.prev_sibling_->next_sibling_ = child.next_sibling_;
   } else if (first_child_ == &child) {

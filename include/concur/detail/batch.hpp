@@ -35,7 +35,8 @@ struct ChildTask {
   ChildHandle handle;
 };
 struct ChildPromise : FrameAllocated {
-  std::optional<Context> ctx;
+  CallName name;               // set by the factory
+  std::optional<Context> ctx;  // made by run_batch once the child has a slot
   ChildTask get_return_object() noexcept { return {ChildHandle::from_promise(*this)}; }
   // Resumed first on the thread that runs the child: the trace's task start.
   struct Start : std::suspend_always {
@@ -70,10 +71,13 @@ class Batch : public Context {
  private:
   friend Task<void> run_batch(Batch& batch, class ChildFactory& factory);
   void report_progress_locked() noexcept;
+  /// One running child fewer; wakes the batch if that is what it waits for.
+  void count_out_locked() noexcept;
 
   const std::size_t total_;
   const GatherOptions& options_;
   const GatherMode mode_;
+  const bool counts_progress_;  // someone listens: keep progress_ up to date
   std::size_t limit_;
   std::size_t running_ = 0;  // guarded by mutex_
   bool waiting_ = false;     // guarded by mutex_: the batch coroutine is parked
@@ -87,10 +91,8 @@ class Batch : public Context {
 /// Makes the child coroutines of one batch (typed, in gather.hpp).
 class ChildFactory {
  public:
-  /// A suspended child for input `index`; its ctx is set by run_batch.
+  /// A suspended child for input `index`, its promise's name set.
   virtual ChildHandle make(std::size_t index) = 0;
-  /// The name of input `index`'s call, for stall reports and messages.
-  virtual CallName name(std::size_t index) = 0;
   /// Input `index` will never run; store `error` as its outcome.
   virtual void skip(std::size_t index, const std::exception_ptr& error) = 0;
 

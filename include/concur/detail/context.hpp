@@ -18,6 +18,8 @@
 #include <string>
 #include <string_view>
 
+#include "concur/detail/node_lock.hpp"
+
 namespace concur::detail {
 
 using Clock = std::chrono::steady_clock;
@@ -98,7 +100,12 @@ class Context {
   void detach(Waiter& w) noexcept;
 
  protected:
-  std::mutex mutex_;
+  /// Links a child of a node known not to have stopped; the caller holds mutex_.
+  void adopt_locked(Context& child) noexcept;
+  /// Unlinks a child adopted earlier; the caller holds mutex_.
+  void release_locked(Context& child) noexcept;
+
+  NodeLock mutex_;
 
  private:
   void cancel_locked(StopReason why) noexcept;
