@@ -84,6 +84,7 @@ class BatchWait {
     w_.handle = h;
     w_.ctx = current_context();
     w_.driver = &d;
+    w_.for_children = true;
     // While joining a stopped batch there is nothing left to time out.
     w_.deadline = (join_ && b_.stop_reason() != StopReason::none) ? kNever : b_.deadline();
     d.prepare(w_);

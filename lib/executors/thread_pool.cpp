@@ -5,15 +5,19 @@
 //
 // Nested gathers are the trap (concurrencpp #61): a task that blocks its
 // thread while its children sit queued behind it deadlocks once nesting depth
-// x fan-out exceeds the workers. Here a thread never blocks on a child nobody
-// has started. Each spawned child is a Unit that two parties race to claim:
-// the oneTBB task spawned for it (whichever worker steals it) and the parent's
-// own thread, which runs its still-unclaimed children inline when it parks,
-// before it blocks. So a blocked thread only ever waits for work running on
-// some other thread (or for a timer), and progress follows by induction on the
-// nesting depth. Helping stays inside the waiter's own subtree: its stack
-// grows by at most the nesting depth, and it never picks up an unrelated long
-// task that would delay its own wake-up.
+// x fan-out exceeds the workers. Here a wait for children (a gather joining,
+// or waiting for a free `limit` slot) never just blocks: the waiting thread
+// runs queued tasks until the wait ends, its own newest children first (they
+// sit on top of its oneTBB deque), then whatever it can steal, exactly like
+// tbb::task_group::wait in plain oneTBB. So a waiting thread always makes
+// progress, and both cores stay busy through a deep tree (skynet). The price
+// is oneTBB's own: a thread that took a long task while waiting comes back to
+// its gather only when that task ends. Every other wait (a sleep, I/O) blocks
+// its thread, which is the thread-pool model.
+//
+// The wait uses oneTBB's wait_context, the mechanism under task_group::wait:
+// the public API can only wait for a whole group, and a slot wait must end as
+// soon as any one child does.
 //
 // Why not oneTBB resumable tasks (tbb::task::suspend)? A suspended task keeps
 // its stack, so a skynet of 1M leaves would hold ~111k stacks at once, and a
@@ -26,7 +30,7 @@
 #include <oneapi/tbb/task_group.h>
 
 #include <algorithm>
-#include <atomic>
+#include <cstdint>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -38,23 +42,28 @@ namespace concur::executors {
 
 namespace {
 
-// One spawned child. Both parties (the oneTBB task and the parent's thread)
-// visit it exactly once: the first visitor runs it, the second frees it.
-struct Unit {
-  std::coroutine_handle<> handle;
-  detail::Context* ctx = nullptr;
-  Unit* next = nullptr;  // the parent's list of children; touched by the parent's thread only
-  std::atomic<int> visits{0};
+// task_group keeps its context protected; the child waits need it.
+class Group : public tbb::task_group {
+ public:
+  using tbb::task_group::context;
+};
 
-  // Units are made on one thread and usually freed on another, like frames.
+// One wait for children: released (to zero) by whoever wakes the waiter.
+struct ChildWait {
+  tbb::detail::d1::wait_context done{1};
+
+  // One per gather that waits: from the same per-thread cache as frames.
   static void* operator new(std::size_t size) { return detail::allocate_frame(size); }
   static void operator delete(void* p, std::size_t size) noexcept {
     detail::deallocate_frame(p, size);
   }
 };
+constexpr std::uint64_t kChildWait = 0xC41D;  // Waiter::driver_key of a ChildWait
 
-// The children spawned by the unit running on this thread, newest first.
-thread_local Unit** tl_children = nullptr;
+// The children of the task running on this thread, in a group of their own
+// (made on the first spawn): one shared group would make every spawn and
+// every end on every thread hit the same reference count.
+thread_local std::optional<Group>* tl_children = nullptr;
 
 class ThreadPool final : public Executor, private BlockingDriver {
  public:
@@ -77,77 +86,61 @@ class ThreadPool final : public Executor, private BlockingDriver {
 
  private:
   void run_root(std::coroutine_handle<> root, detail::Context& ctx) override {
-    arena_.execute([&] {
-      tbb::task_group group;
-      group_.store(&group, std::memory_order_release);
-      run_unit(root, &ctx);
-      // Units claimed inline by their parents leave their oneTBB tasks queued
-      // as no-ops; they refer to `group` and must drain before it goes.
-      group.wait();
-      group_.store(nullptr, std::memory_order_relaxed);
-    });
+    arena_.execute([&] { run_task(root, &ctx); });
     if (!root.done()) throw std::logic_error("concur: thread_pool root task did not finish");
   }
 
   void spawn(std::coroutine_handle<> h, detail::Context* ctx) override {
-    auto* u = new Unit{h, ctx};
-    // Publishes the child's frame to the visitor's acquire load; oneTBB's own
-    // hand-off does so too, but ThreadSanitizer cannot see inside libtbb.
-    u->visits.store(0, std::memory_order_release);
-    u->next = *tl_children;
-    *tl_children = u;
-    tbb::task_group* group = group_.load(std::memory_order_acquire);
-    group->run([this, u] { visit(u); });
+    std::optional<Group>& children = *tl_children;
+    if (!children) children.emplace();
+    children->run([this, h, ctx] { run_task(h, ctx); });
+  }
+
+  void prepare(detail::Waiter& w) override {
+    if (!w.for_children) return BlockingDriver::prepare(w);
+    w.driver_data = new ChildWait;
+    w.driver_key = kChildWait;
   }
 
   bool park(detail::Waiter& w) override {
-    // Run our own children nobody has claimed yet, then block. The waiter
-    // may end while we help (a freed `limit` slot): stop helping then, so the
-    // batch can start its next child.
-    Unit** children = tl_children;
-    while (children != nullptr && *children != nullptr &&
-           w.state.load(std::memory_order_acquire) == detail::Waiter::parked) {
-      Unit* u = *children;
-      *children = u->next;
-      visit(u);
-    }
-    return BlockingDriver::park(w);
+    if (w.driver_key != kChildWait) return BlockingDriver::park(w);
+    // Runs queued tasks until unpark() releases `done` (at once if it
+    // already has).
+    // A child wait has children running, so the group exists.
+    tbb::detail::d1::wait(static_cast<ChildWait*>(w.driver_data)->done, (*tl_children)->context());
+    return false;  // the wait is over; the coroutine simply continues
   }
 
-  void visit(Unit* u) {
-    (void)u->visits.load(std::memory_order_acquire);
-    const std::coroutine_handle<> h = u->handle;
-    detail::Context* const ctx = u->ctx;
-    if (u->visits.fetch_add(1, std::memory_order_acq_rel) != 0) {
-      delete u;
-      return;
-    }
-    run_unit(h, ctx);  // `u` may be freed by the other visitor from here on
+  void unpark(detail::Waiter& w) noexcept override {
+    if (w.driver_key != kChildWait) return BlockingDriver::unpark(w);
+    static_cast<ChildWait*>(w.driver_data)->done.release();
+  }
+
+  void finish(detail::Waiter& w) noexcept override {
+    if (w.driver_key != kChildWait) return;
+    delete static_cast<ChildWait*>(w.driver_data);
+    w.driver_data = nullptr;
+    w.driver_key = 0;
   }
 
   // Runs one task to its end on this thread: with a blocking driver a
   // coroutine never leaves the thread that resumed it.
-  void run_unit(std::coroutine_handle<> h, detail::Context* ctx) {
-    Unit* children = nullptr;
-    Unit** outer = std::exchange(tl_children, &children);
+  void run_task(std::coroutine_handle<> h, detail::Context* ctx) {
+    std::optional<Group> children;
+    auto* outer = std::exchange(tl_children, &children);
     {
       detail::ScopedCurrent scope(this, ctx);
       h.resume();
     }
     tl_children = outer;
-    // Every gather joins its children, so all of these have ended and were
-    // claimed by their oneTBB tasks: this only records our visit.
-    while (children != nullptr) {
-      Unit* u = children;
-      children = u->next;
-      visit(u);
-    }
+    // Every gather has joined, but a child's oneTBB task may still be
+    // returning on another thread: the group must outlive it.
+    if (children) children->wait();
   }
 
   const int workers_;
   std::optional<tbb::global_control> more_threads_;
   tbb::task_arena arena_;
-  std::atomic<tbb::task_group*> group_{nullptr};
 };
 
 }  // namespace

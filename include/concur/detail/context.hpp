@@ -41,6 +41,10 @@ struct Waiter {
   Context* ctx = nullptr;    // the context the resumed coroutine runs in
   Driver* driver = nullptr;  // the driver that parked it
   std::atomic<std::uint8_t> state{idle};
+  // The wait ends when a child of the waiting task ends (a gather waiting
+  // for a `limit` slot, or joining). A driver whose waits block its thread
+  // may run queued work meanwhile instead (thread_pool does).
+  bool for_children = false;
   // Scratch space owned by the driver (its timer key, its parker, ...).
   void* driver_data = nullptr;
   std::uint64_t driver_key = 0;
