@@ -51,6 +51,17 @@ Task<int> tracked(std::chrono::milliseconds d, int v) {
 }
 CONCUR_REGISTER(tracked);
 
+// For the pipelining test: how many short inputs had ended when the long one did.
+std::atomic<int> g_short_done{0};
+Task<int> short_input() {
+  co_await concur::sleep_for(10ms);
+  co_return ++g_short_done;
+}
+Task<int> long_input() {
+  co_await concur::sleep_for(400ms);
+  co_return g_short_done.load();
+}
+
 Task<long> skynet(long num, long size, long div) {
   if (size == 1) co_return num;
   std::vector<decltype(concur::call(skynet, 0L, 0L, 0L))> calls;
@@ -213,6 +224,20 @@ TEST_P(GatherSuite, LimitIsNeverExceeded) {
   EXPECT_LE(g_max_in_flight.load(), 3);
   if (!is_sequential()) {
     EXPECT_EQ(g_max_in_flight.load(), 3) << "limit should still allow 3 at once";
+  }
+}
+
+TEST_P(GatherSuite, LimitStartsTheNextInputWhenAnyOneSlotFrees) {
+  // One long input holds one of the two slots; the six short ones must flow
+  // through the other instead of waiting for the long one (semaphore
+  // semantics, not batches of `limit`).
+  g_short_done = 0;
+  std::vector<concur::Call<Task<int> (*)()>> calls{concur::call(&long_input)};
+  for (int i = 0; i < 6; ++i) calls.push_back(concur::call(&short_input));
+  auto out = ex_->gather(calls, {.limit = 2});
+  ASSERT_EQ(out.size(), 7u);
+  if (!is_sequential()) {
+    EXPECT_EQ(out[0], 6) << "the short inputs waited for the long one to free its slot";
   }
 }
 

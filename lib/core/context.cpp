@@ -8,28 +8,14 @@
 
 namespace concur::detail {
 
-namespace {
-thread_local Driver* tl_driver = nullptr;
-thread_local Context* tl_context = nullptr;
+constinit thread_local Context* tl_current_context = nullptr;
+constinit thread_local Driver* tl_current_driver = nullptr;
 
+namespace {
 long long whole_ms(std::chrono::nanoseconds d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 }  // namespace
-
-Context* current_context() noexcept { return tl_context; }
-Driver* current_driver() noexcept { return tl_driver; }
-void set_current_context(Context* c) noexcept { tl_context = c; }
-void set_current(Driver* d, Context* c) noexcept {
-  tl_driver = d;
-  tl_context = c;
-}
-
-ScopedCurrent::ScopedCurrent(Driver* d, Context* c) noexcept
-    : old_driver_(tl_driver), old_context_(tl_context) {
-  set_current(d, c);
-}
-ScopedCurrent::~ScopedCurrent() { set_current(old_driver_, old_context_); }
 
 void wake(Waiter& w, Waiter::State how) noexcept {
   if (w.try_wake(how)) w.driver->unpark(w);
@@ -137,7 +123,7 @@ void Context::detach(Waiter& w) noexcept {
 }
 
 Driver& require_driver() {
-  Driver* d = tl_driver;
+  Driver* d = tl_current_driver;
   if (d == nullptr) throw UsageError(std::string(messages::kNoExecutor));
   return *d;
 }
@@ -145,7 +131,7 @@ Driver& require_driver() {
 bool park_current(Waiter& w, std::coroutine_handle<> h, Context* attach_to) {
   Driver& d = require_driver();
   w.handle = h;
-  w.ctx = tl_context;
+  w.ctx = tl_current_context;
   w.driver = &d;
   d.prepare(w);
   w.state.store(Waiter::parked, std::memory_order_release);

@@ -127,16 +127,28 @@ class Context {
   Context* next_sibling_ = nullptr;
 };
 
+// What runs on this thread. Read on every child start and every resume, so
+// the accessors below are inline: one thread-pointer-relative load each.
+extern constinit thread_local Context* tl_current_context;
+extern constinit thread_local Driver* tl_current_driver;
+
 /// The context of the task running on this thread (null outside any executor).
-Context* current_context() noexcept;
+inline Context* current_context() noexcept { return tl_current_context; }
 /// The driver that performs waits on this thread (null outside any executor).
-Driver* current_driver() noexcept;
+inline Driver* current_driver() noexcept { return tl_current_driver; }
 
 /// Installs a driver and context for the current scope, restoring the old ones.
 class ScopedCurrent {
  public:
-  ScopedCurrent(Driver* d, Context* c) noexcept;
-  ~ScopedCurrent();
+  ScopedCurrent(Driver* d, Context* c) noexcept
+      : old_driver_(tl_current_driver), old_context_(tl_current_context) {
+    tl_current_driver = d;
+    tl_current_context = c;
+  }
+  ~ScopedCurrent() {
+    tl_current_driver = old_driver_;
+    tl_current_context = old_context_;
+  }
   ScopedCurrent(const ScopedCurrent&) = delete;
   ScopedCurrent& operator=(const ScopedCurrent&) = delete;
 
@@ -146,7 +158,10 @@ class ScopedCurrent {
 };
 
 /// Sets the thread's current context (drivers do this before each resume).
-void set_current_context(Context* c) noexcept;
-void set_current(Driver* d, Context* c) noexcept;
+inline void set_current_context(Context* c) noexcept { tl_current_context = c; }
+inline void set_current(Driver* d, Context* c) noexcept {
+  tl_current_driver = d;
+  tl_current_context = c;
+}
 
 }  // namespace concur::detail
