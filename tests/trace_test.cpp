@@ -299,6 +299,70 @@ TEST(Trace, ExternalTasksGetTheirWorkerAsLane) {
   EXPECT_EQ(svg_task_bars(t), 2U);
 }
 
+// Runs `n` instant tasks named `name` on a sequential executor, on this thread.
+void run_named(const char* name, int n) {
+  concur::Config c;
+  c.set("executor", "sequential", "test");
+  auto ex = concur::make_executor(c);
+  std::vector<decltype(concur::call(instant, 0))> calls;
+  for (int i = 0; i < n; ++i) calls.push_back(concur::call(instant, i).named(name));
+  ex->gather(calls);
+}
+
+// Checks that `t` holds exactly `n` finished tasks, all named `name`.
+void expect_only(const trace::Trace& t, const std::string& name, std::size_t n) {
+  ASSERT_EQ(t.tasks.size(), n);
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < t.tasks.size(); ++i) {
+    const auto& task = t.tasks[i];
+    EXPECT_EQ(task.id, i + 1);
+    if (task.name != name) ++wrong;
+    EXPECT_LE(task.start, task.end);
+    EXPECT_GE(task.start, trace::Nanos(0));
+    EXPECT_LE(task.end, t.duration);
+    if (i > 0) {
+      EXPECT_GE(task.start, t.tasks[i - 1].start);
+    }
+  }
+  EXPECT_EQ(wrong, 0U) << "tasks not named '" << name << "' (another recording leaked in?)";
+}
+
+// The recorder keeps its buffers for the next recording: a thread reuses its
+// own, and buffers of threads that have ended are handed to new threads. The
+// second recording is shorter than the first, so the reused memory still holds
+// the first one's records past its end: none of them may show up.
+TEST(Trace, ReusedBuffersHoldOnlyTheNewRecording) {
+  // Enough tasks to fill several buffer chunks on each thread.
+  constexpr int kFirst = 6000, kSecond = 700;
+  {
+    trace::Recorder rec;
+    run_named("first", kFirst);
+    std::thread other([] { run_named("first-other", kFirst); });
+    other.join();  // its buffer is recycled when the next recording starts
+    const trace::Trace t = rec.stop();
+    EXPECT_EQ(t.tasks.size(), 2U * kFirst);
+  }
+  {
+    trace::Recorder rec;
+    run_named("second", kSecond);  // this thread's own buffer, reused
+    const trace::Trace t = rec.stop();
+    expect_only(t, "second", kSecond);
+  }
+  {
+    trace::Recorder rec;
+    std::thread fresh([] { run_named("third", kSecond); });  // takes recycled chunks
+    fresh.join();
+    const trace::Trace t = rec.stop();
+    expect_only(t, "third", kSecond);
+  }
+  {
+    trace::Recorder rec;
+    run_named("fourth", kFirst);  // longer again: crosses into chunks the first left behind
+    const trace::Trace t = rec.stop();
+    expect_only(t, "fourth", kFirst);
+  }
+}
+
 TEST(Trace, WritingToABadPathIsAClearError) {
   trace::Trace t;
   try {

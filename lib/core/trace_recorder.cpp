@@ -1,12 +1,19 @@
 // The trace recorder: cheap on the hot path, all the work at stop().
 //
-// Each thread appends fixed-size POD events to its own chunked buffer: no
-// lock, no shared cache line, one time-stamp-counter read per event. Events
-// name their task by its Context address only; stop() merges the buffers in
-// time order and rebuilds each task's life from begin/wait/end events (an
-// address is reused only after its task has ended, so time order tells the
-// tasks apart). The call's name is read at the task's end, while the call
-// still exists, and interned per thread.
+// Each thread appends small records of 8-byte words to its own chunked
+// buffer: no lock, no shared cache line written, one time-stamp-counter read
+// and three or four stores per event. Records name their task by its Context
+// address only; stop() merges the per-thread streams in time order and
+// rebuilds each task's life from begin/wait/end records (an address is reused
+// only after its task has ended, so time order tells the tasks apart). The
+// call's name is read at the task's end, while the call still exists, and
+// interned per thread.
+//
+// Memory is kept for the next recording: a thread reuses its own chunks, and
+// chunks of threads that have ended go to a free list. A freshly allocated
+// page costs a fault and a 4 KiB clear on first write, which made up much of
+// what recording cost; after the first recording the hot path only writes to
+// pages that are already mapped.
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -73,35 +80,83 @@ double process_ns_per_tick() {
   return v;
 }
 
+// --- records -----------------------------------------------------------------
+
+// A record is 2 or 3 words; the second word always carries the kind in its
+// low 3 bits (Context addresses are 8-aligned):
+//   begin      ticks, context | kBegin, parent task's context (0: top level)
+//   end        ticks, context | kEnd or kEndFailed, interned name (0: lost)
+//   wait b/e   ticks, context | kWaitBegin or kWaitEnd
+//   driver     name data, length << 3 | kDriver: the executor of the begins
+//              that follow on this thread (written only when it changes)
+enum Kind : std::uint64_t { kBegin, kEnd, kEndFailed, kWaitBegin, kWaitEnd, kDriver };
+constexpr std::uint64_t kKindBits = 3;
+constexpr std::uint64_t kKindMask = (1U << kKindBits) - 1;
+static_assert(alignof(concur::detail::Context) >= 8, "the kind lives in the address's low bits");
+
+constexpr std::size_t record_words(std::uint64_t kind) noexcept {
+  return kind == kBegin || kind == kEnd || kind == kEndFailed ? 3 : 2;
+}
+
+inline std::uint64_t word(const void* p) noexcept { return reinterpret_cast<std::uintptr_t>(p); }
+template <class T>
+inline T* pointer(std::uint64_t w) noexcept {
+  return reinterpret_cast<T*>(static_cast<std::uintptr_t>(w & ~kKindMask));
+}
+
+struct Chunk {
+  static constexpr std::size_t kBytes = 64 * 1024;
+  static constexpr std::size_t kWords = (kBytes - 2 * sizeof(void*)) / sizeof(std::uint64_t);
+  Chunk* next = nullptr;
+  std::size_t used = 0;         // words written; set when its writer moves on to the next chunk
+  std::uint64_t words[kWords];  // left uninitialised: written before read
+
+  bool holds(const std::uint64_t* p) const noexcept { return p >= words && p <= words + kWords; }
+};
+
+// Memory kept between recordings: per thread (its own chunks) and shared (the
+// free list). Beyond these, chunks go back to the allocator.
+constexpr std::size_t kKeepPerThread = 256;  // 16 MiB
+constexpr std::size_t kKeepFree = 256;       // 16 MiB
+// Mapped and touched when a recording starts, so the first chunk a thread
+// takes is ready to write.
+constexpr std::size_t kWarmFree = 4;
+
+// memcmp(a, b, n) == 0 without a library call for the short names tasks
+// usually have (up to 16 bytes: two overlapping loads per side).
+inline bool same_text(const char* a, const char* b, std::size_t n) noexcept {
+  const auto load8 = [](const char* p) {
+    std::uint64_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  };
+  const auto load4 = [](const char* p) {
+    std::uint32_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  };
+  if (n >= 8 && n <= 16) return load8(a) == load8(b) && load8(a + n - 8) == load8(b + n - 8);
+  if (n >= 4 && n < 8) return load4(a) == load4(b) && load4(a + n - 4) == load4(b + n - 4);
+  return n == 0 || std::memcmp(a, b, n) == 0;
+}
+
 // --- per-thread buffers ------------------------------------------------------
 
-enum Kind : std::uint8_t { kBegin, kEnd, kWaitBegin, kWaitEnd };
-
-struct Event {
-  std::uint64_t ticks;
-  const void* key;   // the task's Context
-  const void* aux;   // begin: the parent batch's parent context; end: interned name
-  const char* text;  // begin: executor name (a literal of the driver)
-  std::uint32_t text_len;
-  Kind kind;
-  bool failed;
-};
-
-constexpr std::size_t kChunkEvents = 4096;
-struct Chunk {
-  Event events[kChunkEvents];
-  Chunk* next = nullptr;
-};
-
 struct Buffer {
+  // Written by the owning thread only.
+  std::uint64_t* cur = nullptr;
+  std::uint64_t* end = nullptr;
+  Chunk* chunk = nullptr;  // the chunk `cur` points into
+  Chunk* head = nullptr;
+  const char* driver = nullptr;  // the driver name last written as a kDriver record
+
+  // Read by stop().
   std::uint64_t tid = 0;
   std::atomic<std::uint64_t> generation{0};
-  Chunk* head = nullptr;
-  Chunk* tail = nullptr;
-  std::size_t in_tail = 0;
-  std::atomic<std::size_t> total{0};  // events published to readers
-  bool orphaned = false;              // guarded by the registry mutex
-  // Names, copied once per thread: events point at these strings.
+  std::atomic<const std::uint64_t*> published{nullptr};  // end of the complete records
+  bool orphaned = false;                                 // guarded by the registry mutex
+
+  // Names, copied once per thread and recording: end records point at these.
   std::deque<std::string> names;
   std::unordered_map<std::string_view, const std::string*> name_index;
   const char* last_data = nullptr;
@@ -112,36 +167,27 @@ struct Buffer {
     while (head != nullptr) delete std::exchange(head, head->next);
   }
 
-  void reset(std::uint64_t gen) {
-    tail = head;
-    in_tail = 0;
-    total.store(0, std::memory_order_relaxed);
-    names.clear();
-    name_index.clear();
-    last_data = nullptr;
-    last_len = 0;
-    last_name = nullptr;
-    generation.store(gen, std::memory_order_release);
-  }
+  void reset(std::uint64_t gen) noexcept;
+  std::uint64_t* next_chunk() noexcept;
 
-  Event& next_slot() {
-    if (tail == nullptr) {
-      head = tail = new Chunk;
-      in_tail = 0;
-    } else if (in_tail == kChunkEvents) {
-      if (tail->next == nullptr) tail->next = new Chunk;
-      tail = tail->next;
-      in_tail = 0;
-    }
-    return tail->events[in_tail++];
+  // Room for `n` words, or nullptr (out of memory: the event is dropped).
+  template <std::size_t n>
+  std::uint64_t* reserve() noexcept {
+    if (static_cast<std::size_t>(end - cur) < n) [[unlikely]]
+      return next_chunk();
+    return cur;
   }
-  void publish() {
-    total.store(total.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  void commit(std::uint64_t* to) noexcept {
+    cur = to;
+    published.store(to, std::memory_order_release);
   }
 
   const std::string* intern(std::string_view s) {
+    // The same text at the same address is the common case (the name of the
+    // previous task); the text is compared too, as a name's storage may have
+    // been reused for another.
     if (s.data() == last_data && s.size() == last_len &&
-        (s.empty() || std::memcmp(s.data(), last_name->data(), s.size()) == 0))
+        same_text(s.data(), last_name->data(), s.size()))
       return last_name;
     auto it = name_index.find(s);
     const std::string* stored;
@@ -174,11 +220,23 @@ struct ExternalEntry {
 struct Registry {
   std::mutex mutex;
   std::vector<std::unique_ptr<Buffer>> buffers;
-  std::atomic<std::uint64_t> generation{0};
   bool active = false;                   // guarded by mutex
   Calibration cal;                       // guarded by mutex (written at start)
   std::vector<StallEntry> stalls;        // guarded by mutex
   std::vector<ExternalEntry> externals;  // guarded by mutex
+  Chunk* free = nullptr;                 // guarded by mutex
+  std::size_t free_count = 0;            // guarded by mutex
+
+  // Takes `c` for later use, or frees it if enough are kept. Mutex held.
+  void give_locked(Chunk* c) noexcept {
+    if (free_count >= kKeepFree) {
+      delete c;
+      return;
+    }
+    c->next = free;
+    free = c;
+    ++free_count;
+  }
 };
 
 Registry& registry() {
@@ -186,14 +244,84 @@ Registry& registry() {
   return *r;
 }
 
+// Bumped by every Recorder; a buffer of an older generation starts over.
+// Outside Registry so that the hot path reads it without a static guard.
+std::atomic<std::uint64_t> g_generation{0};
+
 std::uint64_t this_tid() { return static_cast<std::uint64_t>(::syscall(SYS_gettid)); }
 
-// The thread's buffer; marks it orphaned when the thread ends, so the next
-// recording can free it while this one can still read it.
+Chunk* take_chunk() noexcept {
+  Registry& r = registry();
+  {
+    std::lock_guard lock(r.mutex);
+    if (Chunk* c = r.free) {
+      r.free = c->next;
+      --r.free_count;
+      c->next = nullptr;
+      return c;
+    }
+  }
+  try {
+    return new Chunk;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void Buffer::reset(std::uint64_t gen) noexcept {
+  // Keep a bounded number of chunks for this recording; the rest are shared.
+  if (Chunk* c = head) {
+    std::size_t kept = 1;
+    while (c->next != nullptr && kept < kKeepPerThread) {
+      c = c->next;
+      ++kept;
+    }
+    if (Chunk* extra = std::exchange(c->next, nullptr)) {
+      Registry& r = registry();
+      std::lock_guard lock(r.mutex);
+      while (extra != nullptr) r.give_locked(std::exchange(extra, extra->next));
+    }
+  }
+  chunk = head;
+  cur = head != nullptr ? head->words : nullptr;
+  end = head != nullptr ? head->words + Chunk::kWords : nullptr;
+  driver = nullptr;
+  names.clear();
+  name_index.clear();
+  last_data = nullptr;
+  last_len = 0;
+  last_name = nullptr;
+  published.store(cur, std::memory_order_relaxed);
+  generation.store(gen, std::memory_order_release);
+}
+
+std::uint64_t* Buffer::next_chunk() noexcept {
+  Chunk* c = chunk != nullptr ? chunk->next : head;
+  if (c == nullptr) {
+    c = take_chunk();
+    if (c == nullptr) return nullptr;
+    (chunk != nullptr ? chunk->next : head) = c;
+  }
+  // Readers learn where this chunk ends before `published` moves past it.
+  if (chunk != nullptr) chunk->used = static_cast<std::size_t>(cur - chunk->words);
+  chunk = c;
+  cur = c->words;
+  end = c->words + Chunk::kWords;
+  return cur;
+}
+
+// The thread's buffer. `tl_buffer` is trivially constructed and destroyed, so
+// reading it costs no guard; `tl_slot` exists to mark the buffer orphaned when
+// the thread ends, so the next recording can recycle it while this one can
+// still read it.
+thread_local Buffer* tl_buffer = nullptr;
+thread_local bool tl_exited = false;
+
 struct ThreadSlot {
   Buffer* buffer = nullptr;
-  std::uint64_t generation = 0;
   ~ThreadSlot() {
+    tl_buffer = nullptr;
+    tl_exited = true;
     if (buffer == nullptr) return;
     Registry& r = registry();
     std::lock_guard lock(r.mutex);
@@ -202,29 +330,86 @@ struct ThreadSlot {
 };
 thread_local ThreadSlot tl_slot;
 
-Buffer& my_buffer() {
-  Registry& r = registry();
-  const std::uint64_t gen = r.generation.load(std::memory_order_acquire);
-  ThreadSlot& slot = tl_slot;
-  if (slot.generation != gen || slot.buffer == nullptr) {
-    if (slot.buffer == nullptr) {
-      auto b = std::make_unique<Buffer>();
-      b->tid = this_tid();
-      slot.buffer = b.get();
+// The slow path of my_buffer(): a thread's first event, or its first of a
+// new recording. Null if out of memory or the thread is exiting.
+[[gnu::noinline]] Buffer* attach() noexcept {
+  if (tl_exited) return nullptr;
+  Buffer* b = tl_buffer;
+  if (b == nullptr) {
+    try {
+      auto fresh = std::make_unique<Buffer>();
+      fresh->tid = this_tid();
+      b = fresh.get();
+      Registry& r = registry();
       std::lock_guard lock(r.mutex);
-      r.buffers.push_back(std::move(b));
+      r.buffers.push_back(std::move(fresh));
+    } catch (...) {
+      return nullptr;
     }
-    slot.buffer->reset(gen);
-    slot.generation = gen;
+    tl_slot.buffer = b;
+    tl_buffer = b;
   }
-  return *slot.buffer;
+  b->reset(g_generation.load(std::memory_order_acquire));
+  return b;
 }
 
-// --- rebuilding tasks from events ------------------------------------------
+inline Buffer* my_buffer() noexcept {
+  Buffer* b = tl_buffer;
+  if (b != nullptr && b->generation.load(std::memory_order_relaxed) ==
+                          g_generation.load(std::memory_order_acquire)) [[likely]]
+    return b;
+  return attach();
+}
 
-struct Stamped {
-  const Event* e;
-  std::uint64_t tid;
+// --- rebuilding tasks from records -------------------------------------------
+
+// Walks one thread's records in order, skipping (and applying) driver records.
+class Cursor {
+ public:
+  Cursor(const Buffer& b) : tid_(b.tid), published_(b.published.load(std::memory_order_acquire)) {
+    if (b.head == nullptr || published_ == nullptr) return;
+    enter(b.head);
+    settle();
+  }
+  bool done() const noexcept { return p_ == nullptr; }
+  const std::uint64_t* record() const noexcept { return p_; }
+  std::uint64_t ticks() const noexcept { return p_[0]; }
+  std::uint64_t tid() const noexcept { return tid_; }
+  std::string_view driver() const noexcept { return driver_; }
+  void advance() noexcept {
+    p_ += record_words(p_[1] & kKindMask);
+    settle();
+  }
+
+ private:
+  void enter(const Chunk* c) noexcept {
+    chunk_ = c;
+    p_ = c->words;
+    limit_ = c->holds(published_) ? published_ : c->words + c->used;
+  }
+  void settle() noexcept {
+    for (;;) {
+      if (p_ == limit_) {
+        if (limit_ == published_ || chunk_->next == nullptr) {
+          p_ = nullptr;
+          return;
+        }
+        enter(chunk_->next);
+        continue;
+      }
+      if ((p_[1] & kKindMask) != kDriver) return;
+      driver_ = std::string_view(reinterpret_cast<const char*>(static_cast<std::uintptr_t>(p_[0])),
+                                 p_[1] >> kKindBits);
+      p_ += record_words(kDriver);
+    }
+  }
+
+  std::uint64_t tid_;
+  const std::uint64_t* published_;
+  const Chunk* chunk_ = nullptr;
+  const std::uint64_t* p_ = nullptr;
+  const std::uint64_t* limit_ = nullptr;
+  std::string_view driver_ = "unknown";
 };
 
 Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
@@ -234,52 +419,58 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
   t.duration = stop_time - cal.time0;
   t.pid = static_cast<int>(::getpid());
 
-  std::vector<Stamped> all;
+  std::vector<Cursor> cursors;
+  std::size_t words = 0;
   for (const auto& b : r.buffers) {
     if (b->generation.load(std::memory_order_acquire) != gen) continue;
-    std::size_t n = b->total.load(std::memory_order_acquire);
-    for (const Chunk* c = b->head; c != nullptr && n > 0; c = c->next) {
-      const std::size_t k = std::min(n, kChunkEvents);
-      for (std::size_t i = 0; i < k; ++i) all.push_back({&c->events[i], b->tid});
-      n -= k;
+    Cursor c(*b);
+    if (c.done()) continue;
+    for (const Chunk* k = b->head; k != nullptr; k = k->next) {
+      if (k->holds(b->published.load(std::memory_order_relaxed))) {
+        words += static_cast<std::size_t>(b->published.load(std::memory_order_relaxed) - k->words);
+        break;
+      }
+      words += k->used;
     }
+    cursors.push_back(c);
   }
-  // Each buffer is already in time order; a stable sort keeps equal stamps of
-  // one thread in program order.
-  std::stable_sort(all.begin(), all.end(),
-                   [](const Stamped& a, const Stamped& b) { return a.e->ticks < b.e->ticks; });
 
   struct Open {
     std::size_t index;
     bool waiting;
   };
   std::unordered_map<const void*, Open> open;
+  open.reserve(256);
   std::vector<TaskRecord> tasks;
+  tasks.reserve(words / 6 + 1);  // a task takes at least a begin and an end: 6 words
   auto close = [&](TaskRecord& task, Nanos at) {
     if (!task.segments.empty()) task.segments.back().end = at;
     task.end = at;
   };
-  for (const Stamped& s : all) {
-    const Event& e = *s.e;
-    const Nanos at = cal.to_offset(e.ticks);
-    auto it = open.find(e.key);
-    switch (e.kind) {
+  auto apply = [&](const Cursor& c) {
+    const std::uint64_t* w = c.record();
+    const Nanos at = cal.to_offset(w[0]);
+    const std::uint64_t kind = w[1] & kKindMask;
+    const void* key = pointer<const void>(w[1]);
+    auto it = open.find(key);
+    switch (kind) {
       case kBegin: {
-        if (it != open.end()) {  // its end was lost: never seen in practice
+        if (it != open.end()) {  // its end was lost (out of memory)
           close(tasks[it->second.index], at);
           open.erase(it);
         }
         TaskRecord task;
         task.id = tasks.size() + 1;
-        if (auto p = open.find(e.aux); p != open.end()) task.parent = tasks[p->second.index].id;
-        task.executor.assign(e.text, e.text_len);
+        if (auto p = open.find(pointer<const void>(w[2])); p != open.end())
+          task.parent = tasks[p->second.index].id;
+        task.executor = c.driver();
         task.name = "task";
         task.pid = t.pid;
-        task.tid = s.tid;
+        task.tid = c.tid();
         if (task.executor == "fibers") task.fiber = task.id;  // one fiber per task
         task.start = at;
-        task.segments.push_back({Segment::running, at, at, s.tid});
-        open.emplace(e.key, Open{tasks.size(), false});
+        task.segments.push_back({Segment::running, at, at, c.tid()});
+        open.emplace(key, Open{tasks.size(), false});
         tasks.push_back(std::move(task));
         break;
       }
@@ -287,7 +478,7 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
         if (it != open.end() && !it->second.waiting) {
           TaskRecord& task = tasks[it->second.index];
           task.segments.back().end = at;
-          task.segments.push_back({Segment::waiting, at, at, s.tid});
+          task.segments.push_back({Segment::waiting, at, at, c.tid()});
           it->second.waiting = true;
         }
         break;
@@ -295,21 +486,50 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
         if (it != open.end() && it->second.waiting) {
           TaskRecord& task = tasks[it->second.index];
           task.segments.back().end = at;
-          task.segments.push_back({Segment::running, at, at, s.tid});
+          task.segments.push_back({Segment::running, at, at, c.tid()});
           it->second.waiting = false;
         }
         break;
       case kEnd:
+      case kEndFailed:
         if (it != open.end()) {
           TaskRecord& task = tasks[it->second.index];
           close(task, at);
-          task.failed = e.failed;
-          if (e.aux != nullptr) task.name = *static_cast<const std::string*>(e.aux);
+          task.failed = kind == kEndFailed;
+          if (const auto* name = pointer<const std::string>(w[2])) task.name = *name;
           open.erase(it);
         }
         break;
+      default:
+        break;
+    }
+  };
+
+  // Each thread's records are in time order already: merge them. Equal stamps
+  // keep their thread's program order, and between threads the buffer order.
+  if (cursors.size() == 1) {
+    for (Cursor& c = cursors.front(); !c.done(); c.advance()) apply(c);
+  } else if (!cursors.empty()) {
+    const auto later = [&](std::size_t a, std::size_t b) {
+      const std::uint64_t ta = cursors[a].ticks(), tb = cursors[b].ticks();
+      return ta != tb ? ta > tb : a > b;
+    };
+    std::vector<std::size_t> heap(cursors.size());
+    for (std::size_t i = 0; i < heap.size(); ++i) heap[i] = i;
+    std::make_heap(heap.begin(), heap.end(), later);
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), later);
+      Cursor& c = cursors[heap.back()];
+      apply(c);
+      c.advance();
+      if (c.done()) {
+        heap.pop_back();
+      } else {
+        std::push_heap(heap.begin(), heap.end(), later);
+      }
     }
   }
+
   // Tasks still running when recording stopped end there.
   for (auto& [key, o] : open) {
     TaskRecord& task = tasks[o.index];
@@ -368,55 +588,62 @@ namespace detail {
 void task_begin() noexcept {
   concur::detail::Context* ctx = concur::detail::current_context();
   if (ctx == nullptr) return;
-  Buffer& b = my_buffer();
-  Event& e = b.next_slot();
-  e.ticks = ticks();
-  e.key = ctx;
+  const std::uint64_t now = ticks();
+  Buffer* b = my_buffer();
+  if (b == nullptr) return;
   // The batch's own parent is the task that awaited the gather.
   const concur::detail::Context* batch = ctx->parent();
-  e.aux = batch != nullptr ? batch->parent() : nullptr;
+  const concur::detail::Context* parent = batch != nullptr ? batch->parent() : nullptr;
   std::string_view ex = "unknown";
   if (concur::detail::Driver* d = concur::detail::current_driver()) ex = d->name();
-  e.text = ex.data();
-  e.text_len = static_cast<std::uint32_t>(ex.size());
-  e.kind = kBegin;
-  e.failed = false;
-  b.publish();
+  std::uint64_t* w;
+  if (ex.data() == b->driver) [[likely]] {
+    w = b->reserve<3>();
+    if (w == nullptr) return;
+  } else {
+    // Drivers name themselves with string literals, so the text outlives the trace.
+    w = b->reserve<5>();
+    if (w == nullptr) return;
+    w[0] = word(ex.data());
+    w[1] = static_cast<std::uint64_t>(ex.size()) << kKindBits | kDriver;
+    w += 2;
+    b->driver = ex.data();
+  }
+  w[0] = now;
+  w[1] = word(ctx) | kBegin;
+  w[2] = word(parent);
+  b->commit(w + 3);
 }
 
 void task_end(concur::detail::Context& ctx, bool failed) noexcept {
   const std::uint64_t now = ticks();
-  Buffer& b = my_buffer();
+  Buffer* b = my_buffer();
+  if (b == nullptr) return;
   const std::string* name = nullptr;
   try {
-    name = b.intern(ctx.name());
+    name = b->intern(ctx.name());
   } catch (...) {
     // Out of memory for a name: keep the event, lose the name.
   }
-  Event& e = b.next_slot();
-  e.ticks = now;
-  e.key = &ctx;
-  e.aux = name;
-  e.text = nullptr;
-  e.text_len = 0;
-  e.kind = kEnd;
-  e.failed = failed;
-  b.publish();
+  std::uint64_t* w = b->reserve<3>();
+  if (w == nullptr) return;
+  w[0] = now;
+  w[1] = word(&ctx) | (failed ? kEndFailed : kEnd);
+  w[2] = word(name);
+  b->commit(w + 3);
 }
 
 namespace {
 void mark(const concur::detail::Context* ctx, Kind kind) noexcept {
   if (ctx == nullptr) return;
-  Buffer& b = my_buffer();
-  Event& e = b.next_slot();
-  e.ticks = ticks();
-  e.key = ctx;
-  e.aux = nullptr;
-  e.text = nullptr;
-  e.text_len = 0;
-  e.kind = kind;
-  e.failed = false;
-  b.publish();
+  const std::uint64_t now = ticks();
+  Buffer* b = my_buffer();
+  if (b == nullptr) return;
+  std::uint64_t* w = b->reserve<2>();
+  if (w == nullptr) return;
+  w[0] = now;
+  w[1] = word(ctx) | kind;
+  b->commit(w + 2);
 }
 }  // namespace
 
@@ -470,11 +697,23 @@ Recorder::Recorder() {
   Registry& r = registry();
   std::lock_guard lock(r.mutex);
   if (r.active) throw UsageError("concur::trace: a Recorder is already recording");
-  // Buffers of threads that have ended since the last recording go now.
-  std::erase_if(r.buffers, [](const std::unique_ptr<Buffer>& b) { return b->orphaned; });
+  // Buffers of threads that have ended since the last recording go now; their
+  // chunks serve the threads of this one.
+  std::erase_if(r.buffers, [&](std::unique_ptr<Buffer>& b) {
+    if (!b->orphaned) return false;
+    while (b->head != nullptr) r.give_locked(std::exchange(b->head, b->head->next));
+    return true;
+  });
+  // Map and touch a few chunks ahead, so a thread's first events do not pay
+  // for page faults. Once per process in practice: chunks are reused.
+  while (r.free_count < kWarmFree) {
+    auto* c = new Chunk;
+    for (std::size_t i = 0; i < Chunk::kWords; i += 4096 / sizeof(std::uint64_t)) c->words[i] = 0;
+    r.give_locked(c);
+  }
   r.stalls.clear();
   r.externals.clear();
-  r.generation.fetch_add(1, std::memory_order_acq_rel);
+  g_generation.fetch_add(1, std::memory_order_acq_rel);
   r.cal.time0 = Clock::now();
   r.cal.tick0 = ticks();
   r.active = true;
@@ -508,7 +747,7 @@ Trace Recorder::stop() {
     cal.ns_per_tick = process_ns_per_tick();  // too short to calibrate itself
   }
   std::lock_guard lock(r.mutex);
-  return rebuild(r, r.generation.load(std::memory_order_acquire), cal, time1, executor_);
+  return rebuild(r, g_generation.load(std::memory_order_acquire), cal, time1, executor_);
 }
 
 bool recording() noexcept { return detail::enabled(); }
