@@ -142,26 +142,28 @@ inline bool same_text(const char* a, const char* b, std::size_t n) noexcept {
 
 // --- per-thread buffers ------------------------------------------------------
 
-struct Buffer {
-  // Written by the owning thread only.
+// Aligned so that no two threads' buffers share a cache line (or the pair the
+// prefetcher fetches together): each thread writes its own on every event.
+struct alignas(128) Buffer {
+  // Touched by every event of the owning thread, and written by it alone;
+  // `generation` and `published` are also read by stop().
   std::uint64_t* cur = nullptr;
   std::uint64_t* end = nullptr;
+  std::atomic<const std::uint64_t*> published{nullptr};  // end of the complete records
+  std::atomic<std::uint64_t> generation{0};
+  const char* driver = nullptr;     // the driver name last written as a kDriver record
+  const char* last_data = nullptr;  // the name last interned, as the call gave it
+  std::size_t last_len = 0;
+  const std::string* last_name = nullptr;
+
   Chunk* chunk = nullptr;  // the chunk `cur` points into
   Chunk* head = nullptr;
-  const char* driver = nullptr;  // the driver name last written as a kDriver record
-
-  // Read by stop().
   std::uint64_t tid = 0;
-  std::atomic<std::uint64_t> generation{0};
-  std::atomic<const std::uint64_t*> published{nullptr};  // end of the complete records
-  bool orphaned = false;                                 // guarded by the registry mutex
+  bool orphaned = false;  // guarded by the registry mutex
 
   // Names, copied once per thread and recording: end records point at these.
   std::deque<std::string> names;
   std::unordered_map<std::string_view, const std::string*> name_index;
-  const char* last_data = nullptr;
-  std::size_t last_len = 0;
-  const std::string* last_name = nullptr;
 
   ~Buffer() {
     while (head != nullptr) delete std::exchange(head, head->next);
