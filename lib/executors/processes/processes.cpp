@@ -20,6 +20,7 @@
 
 #include "concur/detail/driver.hpp"
 #include "concur/processes.hpp"
+#include "executors/loop_driver.hpp"
 #include "executors/processes/pool.hpp"
 #include "executors/processes/protocol.hpp"
 #include "io/engine.hpp"
@@ -35,12 +36,12 @@ thread_local Processes* tl_router = nullptr;
 // so another executor run from inside a parent task keeps its calls local.
 thread_local detail::Driver* tl_router_driver = nullptr;
 
-class Processes final : public Executor, private detail::Driver {
+class Processes final : public Executor, private LoopDriver {
  public:
   Processes(Config c, int workers)
       : Executor(std::move(c)),
         workers_(workers),
-        pool_(engine_.context(),
+        pool_(engine().context(),
               PoolOptions{workers, config().worker_executable, config().max_tasks_per_child}) {}
   std::string_view name() const override { return "processes"; }
   int lanes() const override { return workers_; }
@@ -49,13 +50,7 @@ class Processes final : public Executor, private detail::Driver {
   std::chrono::milliseconds grace() const noexcept { return config().cancel_grace; }
 
  private:
-  struct Ready {
-    std::coroutine_handle<> handle;
-    detail::Context* ctx;
-  };
-
   void run_root(std::coroutine_handle<> root, detail::Context& ctx) override {
-    loop_thread_ = std::this_thread::get_id();
     detail::ScopedCurrent scope(this, &ctx);
     struct Route {
       Processes* outer;
@@ -68,49 +63,15 @@ class Processes final : public Executor, private detail::Driver {
         tl_router_driver = outer_driver;
       }
     } route(this);
-    resume(root, &ctx);
-    std::vector<Ready> batch;
-    while (!root.done()) {
-      batch.swap(ready_);
-      for (const Ready& r : batch) resume(r.handle, r.ctx);
-      batch.clear();
-      if (root.done()) break;
-      pool_.flush();
-      engine_.run_once(/*block=*/ready_.empty());
-    }
+    run_loop(root, ctx, [this] { pool_.flush(); });
   }
 
-  void spawn(std::coroutine_handle<> h, detail::Context* ctx) override { resume(h, ctx); }
-
-  bool park(detail::Waiter& w) override {
-    if (w.state.load(std::memory_order_acquire) != detail::Waiter::parked) return true;
-    if (w.deadline != detail::kNever) engine_.add_timer(w);
-    return true;
-  }
-
-  void unpark(detail::Waiter& w) noexcept override {
-    Ready r{w.handle, w.ctx};
-    if (std::this_thread::get_id() == loop_thread_) {
-      ready_.push_back(r);
-    } else {
-      engine_.post([this, r] { ready_.push_back(r); });
-    }
-  }
-
-  void finish(detail::Waiter& w) noexcept override { engine_.remove_timer(w); }
-
-  void resume(std::coroutine_handle<> h, detail::Context* ctx) {
-    detail::Context* outer = detail::current_context();
-    detail::set_current_context(ctx);
-    h.resume();
-    detail::set_current_context(outer);
-  }
+  // The parent's own tasks only gather and route calls; an I/O wait made
+  // here blocks the loop thread, as it did before this driver was shared.
+  io::Engine* io_engine() noexcept override { return nullptr; }
 
   const int workers_;
-  io::Engine engine_;  // before pool_: the pool's sockets live on its io_context
-  Pool pool_;
-  std::vector<Ready> ready_;
-  std::thread::id loop_thread_;
+  Pool pool_;  // after LoopDriver's engine: the pool's sockets live on its io_context
 };
 
 // Parks the routed call's task until its reply (or `deadline`, or, with
