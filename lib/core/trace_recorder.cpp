@@ -189,8 +189,12 @@ struct alignas(128) Buffer {
     // previous task); the text is compared too, as a name's storage may have
     // been reused for another.
     if (s.data() == last_data && s.size() == last_len &&
-        same_text(s.data(), last_name->data(), s.size()))
+        same_text(s.data(), last_name->data(), s.size())) [[likely]]
       return last_name;
+    return intern_slow(s);
+  }
+  // Out of line, so that the hooks' common path stays small.
+  [[gnu::noinline]] const std::string* intern_slow(std::string_view s) {
     auto it = name_index.find(s);
     const std::string* stored;
     if (it != name_index.end()) {
@@ -297,7 +301,7 @@ void Buffer::reset(std::uint64_t gen) noexcept {
   generation.store(gen, std::memory_order_release);
 }
 
-std::uint64_t* Buffer::next_chunk() noexcept {
+[[gnu::noinline]] std::uint64_t* Buffer::next_chunk() noexcept {
   Chunk* c = chunk != nullptr ? chunk->next : head;
   if (c == nullptr) {
     c = take_chunk();
