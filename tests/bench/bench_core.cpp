@@ -111,6 +111,11 @@ concur::Task<long> skynet(long num, long size, int div) {
 
 concur::Task<void> sleeper(std::chrono::milliseconds d) { co_await concur::sleep_for(d); }
 
+// Registered, so the processes executor can run them in its workers too.
+CONCUR_REGISTER(noop_task);
+CONCUR_REGISTER(skynet);
+CONCUR_REGISTER(sleeper);
+
 // ---------------------------------------------------------------------------
 struct Options {
   std::vector<std::string> executors;  // empty: all
