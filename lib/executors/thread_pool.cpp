@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -73,10 +74,35 @@ struct ChildWait {
 };
 constexpr std::uint64_t kChildWait = 0xC41D;  // Waiter::driver_key of a ChildWait
 
-// The children of the task running on this thread, in a group of their own
-// (made on the first spawn): one shared group would make every spawn and
-// every end on every thread hit the same reference count.
-thread_local std::optional<Group>* tl_children = nullptr;
+// The children of one running task, in a group of their own: one shared
+// group would make every spawn and every end on every thread hit the same
+// reference count. Made on the first spawn, as most tasks spawn nothing; not
+// a std::optional, which zero-fills the whole task_group on every task.
+class Children {
+ public:
+  Children() noexcept {}
+  Children(const Children&) = delete;
+  Children& operator=(const Children&) = delete;
+  ~Children() {
+    if (made_) group().~Group();
+  }
+  bool made() const noexcept { return made_; }
+  Group& group() noexcept { return *std::launder(reinterpret_cast<Group*>(storage_)); }
+  Group& make() {
+    if (!made_) {
+      ::new (static_cast<void*>(storage_)) Group();
+      made_ = true;
+    }
+    return group();
+  }
+
+ private:
+  alignas(Group) unsigned char storage_[sizeof(Group)];
+  bool made_ = false;
+};
+
+// The children of the task running on this thread.
+thread_local Children* tl_children = nullptr;
 
 class ThreadPool final : public Executor, private BlockingDriver {
  public:
@@ -104,10 +130,8 @@ class ThreadPool final : public Executor, private BlockingDriver {
   }
 
   void spawn(std::coroutine_handle<> h, detail::Context* ctx) override {
-    std::optional<Group>& children = *tl_children;
-    if (!children) children.emplace();
     CONCUR_TSAN_RELEASE(h.address());
-    children->run([this, h, ctx] {
+    tl_children->make().run([this, h, ctx] {
       CONCUR_TSAN_ACQUIRE(h.address());
       run_task(h, ctx);
     });
@@ -125,7 +149,7 @@ class ThreadPool final : public Executor, private BlockingDriver {
     // already has).
     // A child wait has children running, so the group exists.
     auto* wait = static_cast<ChildWait*>(w.driver_data);
-    tbb::detail::d1::wait(wait->done, (*tl_children)->context());
+    tbb::detail::d1::wait(wait->done, tl_children->group().context());
     CONCUR_TSAN_ACQUIRE(wait);
     return false;  // the wait is over; the coroutine simply continues
   }
@@ -147,7 +171,7 @@ class ThreadPool final : public Executor, private BlockingDriver {
   // Runs one task to its end on this thread: with a blocking driver a
   // coroutine never leaves the thread that resumed it.
   void run_task(std::coroutine_handle<> h, detail::Context* ctx) {
-    std::optional<Group> children;
+    Children children;
     auto* outer = std::exchange(tl_children, &children);
     {
       detail::ScopedCurrent scope(this, ctx);
@@ -156,7 +180,7 @@ class ThreadPool final : public Executor, private BlockingDriver {
     tl_children = outer;
     // Every gather has joined, but a child's oneTBB task may still be
     // returning on another thread: the group must outlive it.
-    if (children) children->wait();
+    if (children.made()) children.group().wait();
   }
 
   const int workers_;
