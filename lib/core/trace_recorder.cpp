@@ -372,7 +372,10 @@ inline Buffer* my_buffer() noexcept {
 // Walks one thread's records in order, skipping (and applying) driver records.
 class Cursor {
  public:
-  Cursor(const Buffer& b) : tid_(b.tid), published_(b.published.load(std::memory_order_acquire)) {
+  // `only`: the executor whose tasks are kept (empty: all).
+  Cursor(const Buffer& b, std::string_view only)
+      : tid_(b.tid), published_(b.published.load(std::memory_order_acquire)), only_(only) {
+    set_driver("unknown");
     if (b.head == nullptr || published_ == nullptr) return;
     enter(b.head);
     settle();
@@ -382,6 +385,9 @@ class Cursor {
   std::uint64_t ticks() const noexcept { return p_[0]; }
   std::uint64_t tid() const noexcept { return tid_; }
   std::string_view driver() const noexcept { return driver_; }
+  /// Whether tasks begun here now are kept, and run as fibers.
+  bool keep() const noexcept { return keep_; }
+  bool fibers() const noexcept { return fibers_; }
   void advance() noexcept {
     p_ += record_words(p_[1] & kKindMask);
     settle();
@@ -404,10 +410,15 @@ class Cursor {
         continue;
       }
       if ((p_[1] & kKindMask) != kDriver) return;
-      driver_ = std::string_view(reinterpret_cast<const char*>(static_cast<std::uintptr_t>(p_[0])),
-                                 p_[1] >> kKindBits);
+      set_driver(std::string_view(reinterpret_cast<const char*>(static_cast<std::uintptr_t>(p_[0])),
+                                  p_[1] >> kKindBits));
       p_ += record_words(kDriver);
     }
+  }
+  void set_driver(std::string_view d) noexcept {
+    driver_ = d;
+    keep_ = only_.empty() || d == only_;
+    fibers_ = d == "fibers";
   }
 
   std::uint64_t tid_;
@@ -415,7 +426,10 @@ class Cursor {
   const Chunk* chunk_ = nullptr;
   const std::uint64_t* p_ = nullptr;
   const std::uint64_t* limit_ = nullptr;
-  std::string_view driver_ = "unknown";
+  std::string_view only_;
+  std::string_view driver_;
+  bool keep_ = true;
+  bool fibers_ = false;
 };
 
 Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
@@ -429,7 +443,7 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
   std::size_t words = 0;
   for (const auto& b : r.buffers) {
     if (b->generation.load(std::memory_order_acquire) != gen) continue;
-    Cursor c(*b);
+    Cursor c(*b, only_executor);
     if (c.done()) continue;
     for (const Chunk* k = b->head; k != nullptr; k = k->next) {
       if (k->holds(b->published.load(std::memory_order_relaxed))) {
@@ -442,9 +456,10 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
   }
 
   struct Open {
-    std::size_t index;
+    std::size_t index;  // kSkipped: a task of another executor, not kept
     bool waiting;
   };
+  constexpr std::size_t kSkipped = ~std::size_t{0};
   std::unordered_map<const void*, Open> open;
   open.reserve(256);
   std::vector<TaskRecord> tasks;
@@ -452,6 +467,8 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
   auto close = [&](TaskRecord& task, Nanos at) {
     if (!task.segments.empty()) task.segments.back().end = at;
     task.end = at;
+    // Zero-length segments (a wait that ended at once) say nothing.
+    std::erase_if(task.segments, [](const Segment& g) { return g.end <= g.start; });
   };
   auto apply = [&](const Cursor& c) {
     const std::uint64_t* w = c.record();
@@ -462,18 +479,22 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
     switch (kind) {
       case kBegin: {
         if (it != open.end()) {  // its end was lost (out of memory)
-          close(tasks[it->second.index], at);
+          if (it->second.index != kSkipped) close(tasks[it->second.index], at);
           open.erase(it);
+        }
+        if (!c.keep()) {
+          open.emplace(key, Open{kSkipped, false});
+          break;
         }
         TaskRecord task;
         task.id = tasks.size() + 1;
-        if (auto p = open.find(pointer<const void>(w[2])); p != open.end())
+        if (auto p = open.find(pointer<const void>(w[2]));
+            p != open.end() && p->second.index != kSkipped)
           task.parent = tasks[p->second.index].id;
         task.executor = c.driver();
-        task.name = "task";
         task.pid = t.pid;
         task.tid = c.tid();
-        if (task.executor == "fibers") task.fiber = task.id;  // one fiber per task
+        if (c.fibers()) task.fiber = task.id;  // one fiber per task
         task.start = at;
         task.segments.push_back({Segment::running, at, at, c.tid()});
         open.emplace(key, Open{tasks.size(), false});
@@ -481,7 +502,7 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
         break;
       }
       case kWaitBegin:
-        if (it != open.end() && !it->second.waiting) {
+        if (it != open.end() && it->second.index != kSkipped && !it->second.waiting) {
           TaskRecord& task = tasks[it->second.index];
           task.segments.back().end = at;
           task.segments.push_back({Segment::waiting, at, at, c.tid()});
@@ -489,7 +510,7 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
         }
         break;
       case kWaitEnd:
-        if (it != open.end() && it->second.waiting) {
+        if (it != open.end() && it->second.index != kSkipped && it->second.waiting) {
           TaskRecord& task = tasks[it->second.index];
           task.segments.back().end = at;
           task.segments.push_back({Segment::running, at, at, c.tid()});
@@ -499,10 +520,13 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
       case kEnd:
       case kEndFailed:
         if (it != open.end()) {
-          TaskRecord& task = tasks[it->second.index];
-          close(task, at);
-          task.failed = kind == kEndFailed;
-          if (const auto* name = pointer<const std::string>(w[2])) task.name = *name;
+          if (it->second.index != kSkipped) {
+            TaskRecord& task = tasks[it->second.index];
+            close(task, at);
+            task.failed = kind == kEndFailed;
+            const auto* name = pointer<const std::string>(w[2]);
+            task.name = name != nullptr ? std::string_view(*name) : std::string_view("task");
+          }
           open.erase(it);
         }
         break;
@@ -538,16 +562,14 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
 
   // Tasks still running when recording stopped end there.
   for (auto& [key, o] : open) {
+    if (o.index == kSkipped) continue;
     TaskRecord& task = tasks[o.index];
     close(task, t.duration);
-    task.name += " (unfinished)";
-  }
-  // Zero-length segments (a wait that ended at once) say nothing.
-  for (TaskRecord& task : tasks) {
-    std::erase_if(task.segments, [](const Segment& g) { return g.end <= g.start; });
+    task.name = "task (unfinished)";
   }
 
   for (const ExternalEntry& x : r.externals) {
+    if (!only_executor.empty() && x.executor != only_executor) continue;
     TaskRecord task;
     task.id = tasks.size() + 1;
     task.name = x.name;
@@ -569,12 +591,9 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
     tasks.push_back(std::move(task));
   }
 
-  if (!only_executor.empty()) {
-    std::erase_if(tasks, [&](const TaskRecord& x) { return x.executor != only_executor; });
-  }
   const auto by_start = [](const TaskRecord& a, const TaskRecord& b) { return a.start < b.start; };
   // Tasks of this process are already in start order; only external ones may not be.
-  if (!std::is_sorted(tasks.begin(), tasks.end(), by_start))
+  if (!r.externals.empty() && !std::is_sorted(tasks.begin(), tasks.end(), by_start))
     std::stable_sort(tasks.begin(), tasks.end(), by_start);
   t.tasks = std::move(tasks);
 
