@@ -190,9 +190,13 @@ TEST_P(TraceSuite, RecordsEveryTaskWithItsWaits) {
   std::uint64_t fan_id = 0;
   for (const auto& task : t.tasks)
     if (task.name == "fan_out") fan_id = task.id;
-  int children = 0;
-  for (const auto& task : t.tasks) children += task.parent == fan_id ? 1 : 0;
+  int children = 0, top_level = 0;
+  for (const auto& task : t.tasks) {
+    children += task.parent == fan_id ? 1 : 0;
+    top_level += task.parent == 0 ? 1 : 0;
+  }
   EXPECT_EQ(children, 2);
+  EXPECT_EQ(top_level, 5);
 }
 
 TEST_P(TraceSuite, ChromeJsonIsWellFormed) {

@@ -432,6 +432,82 @@ class Cursor {
   bool fibers_ = false;
 };
 
+// The tasks begun and not yet ended while stop() replays the records, by
+// Context address: open addressing with linear probing, so that replaying a
+// task allocates nothing here (a node-based map allocated twice per task).
+struct Open {
+  std::size_t index;  // into the rebuilt tasks; kSkipped: another executor's task
+  bool waiting;
+};
+constexpr std::size_t kSkipped = ~std::size_t{0};
+
+class OpenTasks {
+ public:
+  OpenTasks() : slots_(256) {}
+
+  Open* find(const void* key) noexcept {
+    if (key == nullptr) return nullptr;  // null marks the empty slots
+    for (std::size_t i = home(key);; i = next(i)) {
+      if (slots_[i].key == key) return &slots_[i].value;
+      if (slots_[i].key == nullptr) return nullptr;
+    }
+  }
+  /// `key` (not null) must not be present.
+  void insert(const void* key, Open value) {
+    if (2 * (count_ + 1) > slots_.size()) grow();
+    std::size_t i = home(key);
+    while (slots_[i].key != nullptr) i = next(i);
+    slots_[i] = {key, value};
+    ++count_;
+  }
+  /// Removes the entry `found` (from find()); shifts later entries of its
+  /// probe run back, so no tombstones are needed.
+  void erase(Open* found) noexcept {
+    std::size_t hole = static_cast<std::size_t>(reinterpret_cast<const char*>(found) -
+                                                reinterpret_cast<const char*>(&slots_[0].value)) /
+                       sizeof(Slot);
+    for (std::size_t i = next(hole); slots_[i].key != nullptr; i = next(i)) {
+      const std::size_t want = home(slots_[i].key);
+      // The entry at i may fill the hole unless its home lies in (hole, i].
+      const bool stays = hole < i ? (hole < want && want <= i) : (hole < want || want <= i);
+      if (stays) continue;
+      slots_[hole] = slots_[i];
+      hole = i;
+    }
+    slots_[hole].key = nullptr;
+    --count_;
+  }
+  template <class F>
+  void for_each(F f) const {
+    for (const Slot& s : slots_)
+      if (s.key != nullptr) f(s.value);
+  }
+
+ private:
+  struct Slot {
+    const void* key = nullptr;
+    Open value{};
+  };
+  std::size_t home(const void* key) const noexcept {
+    std::uint64_t x = word(key);
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return static_cast<std::size_t>(x) & (slots_.size() - 1);
+  }
+  std::size_t next(std::size_t i) const noexcept { return (i + 1) & (slots_.size() - 1); }
+  void grow() {
+    std::vector<Slot> old(slots_.size() * 2);
+    old.swap(slots_);
+    count_ = 0;
+    for (const Slot& s : old)
+      if (s.key != nullptr) insert(s.key, s.value);
+  }
+
+  std::vector<Slot> slots_;  // a power of two in size, at most half full
+  std::size_t count_ = 0;
+};
+
 Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
               Clock::time_point stop_time, const std::string& only_executor) {
   Trace t;
@@ -455,13 +531,7 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
     cursors.push_back(c);
   }
 
-  struct Open {
-    std::size_t index;  // kSkipped: a task of another executor, not kept
-    bool waiting;
-  };
-  constexpr std::size_t kSkipped = ~std::size_t{0};
-  std::unordered_map<const void*, Open> open;
-  open.reserve(256);
+  OpenTasks open;
   std::vector<TaskRecord> tasks;
   tasks.reserve(words / 6 + 1);  // a task takes at least a begin and an end: 6 words
   auto close = [&](TaskRecord& task, Nanos at) {
@@ -475,53 +545,53 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
     const Nanos at = cal.to_offset(w[0]);
     const std::uint64_t kind = w[1] & kKindMask;
     const void* key = pointer<const void>(w[1]);
-    auto it = open.find(key);
+    Open* it = open.find(key);
     switch (kind) {
       case kBegin: {
-        if (it != open.end()) {  // its end was lost (out of memory)
-          if (it->second.index != kSkipped) close(tasks[it->second.index], at);
+        if (it != nullptr) {  // its end was lost (out of memory)
+          if (it->index != kSkipped) close(tasks[it->index], at);
           open.erase(it);
         }
         if (!c.keep()) {
-          open.emplace(key, Open{kSkipped, false});
+          open.insert(key, Open{kSkipped, false});
           break;
         }
         TaskRecord task;
         task.id = tasks.size() + 1;
-        if (auto p = open.find(pointer<const void>(w[2]));
-            p != open.end() && p->second.index != kSkipped)
-          task.parent = tasks[p->second.index].id;
+        if (const Open* p = open.find(pointer<const void>(w[2]));
+            p != nullptr && p->index != kSkipped)
+          task.parent = tasks[p->index].id;
         task.executor = c.driver();
         task.pid = t.pid;
         task.tid = c.tid();
         if (c.fibers()) task.fiber = task.id;  // one fiber per task
         task.start = at;
         task.segments.push_back({Segment::running, at, at, c.tid()});
-        open.emplace(key, Open{tasks.size(), false});
+        open.insert(key, Open{tasks.size(), false});
         tasks.push_back(std::move(task));
         break;
       }
       case kWaitBegin:
-        if (it != open.end() && it->second.index != kSkipped && !it->second.waiting) {
-          TaskRecord& task = tasks[it->second.index];
+        if (it != nullptr && it->index != kSkipped && !it->waiting) {
+          TaskRecord& task = tasks[it->index];
           task.segments.back().end = at;
           task.segments.push_back({Segment::waiting, at, at, c.tid()});
-          it->second.waiting = true;
+          it->waiting = true;
         }
         break;
       case kWaitEnd:
-        if (it != open.end() && it->second.index != kSkipped && it->second.waiting) {
-          TaskRecord& task = tasks[it->second.index];
+        if (it != nullptr && it->index != kSkipped && it->waiting) {
+          TaskRecord& task = tasks[it->index];
           task.segments.back().end = at;
           task.segments.push_back({Segment::running, at, at, c.tid()});
-          it->second.waiting = false;
+          it->waiting = false;
         }
         break;
       case kEnd:
       case kEndFailed:
-        if (it != open.end()) {
-          if (it->second.index != kSkipped) {
-            TaskRecord& task = tasks[it->second.index];
+        if (it != nullptr) {
+          if (it->index != kSkipped) {
+            TaskRecord& task = tasks[it->index];
             close(task, at);
             task.failed = kind == kEndFailed;
             const auto* name = pointer<const std::string>(w[2]);
@@ -561,12 +631,12 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
   }
 
   // Tasks still running when recording stopped end there.
-  for (auto& [key, o] : open) {
-    if (o.index == kSkipped) continue;
+  open.for_each([&](const Open& o) {
+    if (o.index == kSkipped) return;
     TaskRecord& task = tasks[o.index];
     close(task, t.duration);
     task.name = "task (unfinished)";
-  }
+  });
 
   for (const ExternalEntry& x : r.externals) {
     if (!only_executor.empty() && x.executor != only_executor) continue;
