@@ -25,6 +25,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <boost/json.hpp>
 
 #include <concur/concur.hpp>
 
@@ -221,52 +222,23 @@ struct Row {
   std::string note;          // skip reason, cap, error
 };
 
-std::string json_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
-
 void print_json(const Row& r, bool quick) {
-  std::string s = fmt::format(R"({{"bench":"{}","executor":"{}","n":{},"quick":{})",
-                              json_escape(r.bench), json_escape(r.executor), r.n, quick);
-  auto num = [&s](std::string_view k, const std::optional<double>& v) {
-    if (v) s += fmt::format(R"(,"{}":{:.6g})", k, *v);
+  boost::json::object o{{"bench", r.bench}, {"executor", r.executor}, {"n", r.n}, {"quick", quick}};
+  auto num = [&o](std::string_view k, const std::optional<double>& v) {
+    if (v) o[k] = *v;
   };
   num("ns_per_task", r.ns_per_task);
   num("ms", r.ms);
   num("ratio_to_floor", r.ratio);
   num("wall_s", r.wall_s);
   num("cpu_s", r.cpu_s);
-  if (r.sum) s += fmt::format(R"(,"sum":{})", *r.sum);
-  if (r.runs > 0) s += fmt::format(R"(,"runs":{})", r.runs);
-  if (!r.target.empty()) s += fmt::format(R"(,"target":"{}")", json_escape(r.target));
-  if (r.pass) s += fmt::format(R"(,"pass":{})", *r.pass);
-  s += fmt::format(R"(,"skipped":{})", !r.ns_per_task && !r.ms && !r.wall_s);
-  if (!r.note.empty()) s += fmt::format(R"(,"note":"{}")", json_escape(r.note));
-  s += "}";
-  std::puts(s.c_str());
+  if (r.sum) o["sum"] = *r.sum;
+  if (r.runs > 0) o["runs"] = r.runs;
+  if (!r.target.empty()) o["target"] = r.target;
+  if (r.pass) o["pass"] = *r.pass;
+  o["skipped"] = !r.ns_per_task && !r.ms && !r.wall_s;
+  if (!r.note.empty()) o["note"] = r.note;
+  std::puts(boost::json::serialize(o).c_str());
   std::fflush(stdout);
 }
 
