@@ -27,8 +27,9 @@ namespace {
 // handles what overflows the cache, from any thread.
 constexpr std::size_t kGranule = 32;
 constexpr std::size_t kClasses = 32;  // frames up to 1 KiB are cached
-constexpr std::uint32_t kMaxPerClass = 128;
-constexpr std::size_t kMaxCachedBytes = 256 * 1024;  // per thread
+constexpr std::uint32_t kMaxPerClass = 64;
+// Per thread: 512 thread_pool workers hold at most 32 MiB between them.
+constexpr std::size_t kMaxCachedBytes = 64 * 1024;
 
 struct FreeBlock {
   FreeBlock* next;
