@@ -7,13 +7,18 @@
 // thread while its children sit queued behind it deadlocks once nesting depth
 // x fan-out exceeds the workers. Here a wait for children (a gather joining,
 // or waiting for a free `limit` slot) never just blocks: the waiting thread
-// runs queued tasks until the wait ends, its own newest children first (they
-// sit on top of its oneTBB deque), then whatever it can steal, exactly like
-// tbb::task_group::wait in plain oneTBB. So a waiting thread always makes
-// progress, and both cores stay busy through a deep tree (skynet). The price
-// is oneTBB's own: a thread that took a long task while waiting comes back to
-// its gather only when that task ends. Every other wait (a sleep, I/O) blocks
-// its thread, which is the thread-pool model.
+// runs its own children that no other thread has taken yet (they sit on its
+// oneTBB deque) until the wait ends. A thread blocks only for children
+// already running elsewhere, so progress follows by induction on the depth.
+//
+// Each task runs in its own oneTBB isolation region, so a waiting thread
+// never picks up anything but its own children. Plain task_group::wait would
+// also steal unrelated work, and a thread that took a sibling's 30 s sleep
+// while its gather's child failed would report that failure (and cancel the
+// sibling) only 30 s later: fail-fast and timeouts must not depend on that.
+// The cost is parallelism on deep CPU-bound trees: an idle thread steals a
+// whole subtree at a time. Every other wait (a sleep, I/O) blocks its thread,
+// which is the thread-pool model.
 //
 // The wait uses oneTBB's wait_context, the mechanism under task_group::wait:
 // the public API can only wait for a whole group, and a slot wait must end as
@@ -171,16 +176,20 @@ class ThreadPool final : public Executor, private BlockingDriver {
   // Runs one task to its end on this thread: with a blocking driver a
   // coroutine never leaves the thread that resumed it.
   void run_task(std::coroutine_handle<> h, detail::Context* ctx) {
-    Children children;
-    auto* outer = std::exchange(tl_children, &children);
-    {
-      detail::ScopedCurrent scope(this, ctx);
-      h.resume();
-    }
-    tl_children = outer;
-    // Every gather has joined, but a child's oneTBB task may still be
-    // returning on another thread: the group must outlive it.
-    if (children.made()) children.group().wait();
+    // The isolation makes every wait inside this task run only the tasks it
+    // spawned itself, never a sibling's long task (see the top of the file).
+    tbb::this_task_arena::isolate([&] {
+      Children children;
+      auto* outer = std::exchange(tl_children, &children);
+      {
+        detail::ScopedCurrent scope(this, ctx);
+        h.resume();
+      }
+      tl_children = outer;
+      // Every gather has joined, but a child's oneTBB task may still be
+      // returning on another thread: the group must outlive it.
+      if (children.made()) children.group().wait();
+    });
   }
 
   const int workers_;
