@@ -1,19 +1,22 @@
 // The trace recorder: cheap on the hot path, all the work at stop().
 //
 // Each thread appends small records of 8-byte words to its own chunked
-// buffer: no lock, no shared cache line written, one time-stamp-counter read
-// and three or four stores per event. Records name their task by its Context
-// address only; stop() merges the per-thread streams in time order and
-// rebuilds each task's life from begin/wait/end records (an address is reused
-// only after its task has ended, so time order tells the tasks apart). The
-// call's name is read at the task's end, while the call still exists, and
-// interned per thread.
+// buffer: no lock, no cache line shared with another thread written, one
+// time-stamp-counter read and five stores per event. Records name their task
+// by its Context address only; stop() merges the per-thread streams in time
+// order and rebuilds each task's life from begin/wait/end records (an address
+// is reused only after its task has ended, so time order tells the tasks
+// apart). The call's name is read at the task's end, while the call still
+// exists, and interned per thread.
+//
+// What a no-op task pays while recording (concur-bench-trace, ~20 ns on a
+// 2.4 GHz Zen 3): about half is the two counter reads, a sixth the call's
+// name, the rest the two hook calls and the appends.
 //
 // Memory is kept for the next recording: a thread reuses its own chunks, and
 // chunks of threads that have ended go to a free list. A freshly allocated
-// page costs a fault and a 4 KiB clear on first write, which made up much of
-// what recording cost; after the first recording the hot path only writes to
-// pages that are already mapped.
+// page costs a fault and a 4 KiB clear on first write; after the first
+// recording the hot path only writes to pages that are already mapped.
 #include <sys/syscall.h>
 #include <unistd.h>
 
