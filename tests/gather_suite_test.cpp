@@ -7,6 +7,7 @@
 #include <chrono>
 #include <concur/concur.hpp>
 #include <numeric>
+#include <ranges>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -239,6 +240,52 @@ TEST_P(GatherSuite, LimitStartsTheNextInputWhenAnyOneSlotFrees) {
   if (!is_sequential()) {
     EXPECT_EQ(out[0], 6) << "the short inputs waited for the long one to free its slot";
   }
+}
+
+TEST_P(GatherSuite, RangeThatMakesItsCallsOnTheFlyKeepsThem) {
+  // A transform view yields each call by value; the child must keep its own
+  // copy (its name is read when the timeout fires, long after the view
+  // handed the call over).
+  auto calls =
+      std::views::iota(0, 6) | std::views::transform([](int i) {
+        return concur::call(value_after, i % 2 == 0 ? 1ms : 60'000ms, i).named("made-late");
+      });
+  auto rs = ex_->gather_settled(calls, {.timeout = 50ms});
+  ASSERT_EQ(rs.size(), 6u);
+  for (int i = 0; i < 6; ++i) {
+    const auto& r = rs[static_cast<std::size_t>(i)];
+    if (i % 2 == 0) {
+      ASSERT_TRUE(r.ok()) << i;
+      EXPECT_EQ(r.value(), i);
+    } else {
+      ASSERT_FALSE(r.ok()) << i;
+      EXPECT_NE(r.error().message().find("(in 'made-late')"), std::string::npos)
+          << r.error().message();
+    }
+  }
+}
+
+TEST_P(GatherSuite, ARangeThatThrowsFailsThatInputAndJoinsTheRest) {
+  std::vector<decltype(concur::call(value_after, 1ms, 0))> stored;
+  for (int i = 0; i < 10; ++i) stored.push_back(concur::call(value_after, 20ms, i));
+  auto view = std::views::iota(0, 10) | std::views::transform([&stored](int i) -> const auto& {
+                if (i == 5) throw QuotaExceeded("input 5 cannot be made");
+                return stored[static_cast<std::size_t>(i)];
+              });
+  auto rs = ex_->gather_settled(view);
+  ASSERT_EQ(rs.size(), 10u);
+  for (int i = 0; i < 10; ++i) {
+    const auto& r = rs[static_cast<std::size_t>(i)];
+    if (i == 5) {
+      ASSERT_FALSE(r.ok());
+      EXPECT_EQ(r.error().message(), "input 5 cannot be made");
+    } else {
+      ASSERT_TRUE(r.ok()) << i << ": " << r.error().describe();
+      EXPECT_EQ(r.value(), i);
+    }
+  }
+  // Fail-fast: the same error, thrown only after the started inputs stopped.
+  EXPECT_THROW(ex_->gather(view), QuotaExceeded);
 }
 
 TEST_P(GatherSuite, PerTaskTimeoutFailsOnlyTheSlowTask) {

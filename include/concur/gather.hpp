@@ -86,10 +86,14 @@ CallName call_name(const C& c) {
 
 // One child: runs the call, stores its outcome, tells the batch. The body
 // catches everything, so the batch always hears of the child's end.
-template <class C, class T>
-ChildTask run_child(const C& call, Slot<T>& slot, Batch& batch, std::size_t index,
+// `CallArg` is `const C&` when the call outlives the batch (an lvalue range
+// element, the tuple of a variadic gather), and `C` for a range that yields
+// its calls by value (e.g. a transform view): the frame then keeps the copy.
+template <class CallArg, class T>
+ChildTask run_child(CallArg call, Slot<T>& slot, Batch& batch, std::size_t index,
                     CompletionHook<T>* hook) {
   Context& ctx = *current_context();
+  if constexpr (!std::is_reference_v<CallArg>) ctx.set_name(call_name(call));  // the frame's copy
   std::exception_ptr error;
   try {
     if (ctx.stop_requested()) std::rethrow_exception(ctx.stop_exception());
@@ -116,11 +120,16 @@ class RangeChildren final : public ChildFactory {
   RangeChildren(V& view, std::vector<Slot<T>>& slots, Batch& batch, CompletionHook<T>* hook)
       : view_(view), slots_(slots), batch_(batch), hook_(hook) {}
   ChildHandle make(std::size_t i) override {
-    decltype(auto) c = at(i);
-    const ChildHandle h =
-        run_child<std::ranges::range_value_t<V>, T>(c, slots_[i], batch_, i, hook_).handle;
-    h.promise().name = call_name(c);
-    return h;
+    using C = std::ranges::range_value_t<V>;
+    if constexpr (std::is_lvalue_reference_v<std::ranges::range_reference_t<V>>) {
+      const C& c = at(i);
+      const ChildHandle h = run_child<const C&, T>(c, slots_[i], batch_, i, hook_).handle;
+      h.promise().name = call_name(c);
+      return h;
+    } else {
+      // A call made on the fly lives in the child's frame, which names it.
+      return run_child<C, T>(C(at(i)), slots_[i], batch_, i, hook_).handle;
+    }
   }
   void skip(std::size_t i, const std::exception_ptr& error) override {
     slots_[i].emplace(ErrorInfo::from_exception(error));
@@ -152,7 +161,8 @@ class TupleChildren final : public ChildFactory {
       using C = std::tuple_element_t<I, std::tuple<Cs...>>;
       const C& c = std::get<I>(calls_);
       const ChildHandle h =
-          run_child<C, factory_value_t<C>>(c, std::get<I>(slots_), batch_, I, nullptr).handle;
+          run_child<const C&, factory_value_t<C>>(c, std::get<I>(slots_), batch_, I, nullptr)
+              .handle;
       h.promise().name = call_name(c);
       return h;
     });

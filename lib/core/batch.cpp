@@ -124,6 +124,14 @@ class BatchWait {
 
 }  // namespace
 
+// Input `i` fails with `error` without having run; in fail-fast mode that
+// stops the batch like any child's failure.
+void fail_unstarted(Batch& b, ChildFactory& f, std::size_t i, const std::exception_ptr& error) {
+  f.skip(i, error);
+  b.input_skipped(error);
+  if (b.mode_ == GatherMode::fail_fast) b.cancel(StopReason::cancelled);
+}
+
 Task<void> run_batch(Batch& b, ChildFactory& f) {
   Driver& driver = require_driver();
   Context* parent = b.parent();
@@ -134,7 +142,16 @@ Task<void> run_batch(Batch& b, ChildFactory& f) {
   for (; i < b.total_; ++i) {
     // The frame is made before the slot is granted, the context only after:
     // a per-task timeout must not count the time spent waiting for a slot.
-    ChildHandle h = f.make(i);
+    ChildHandle h;
+    try {
+      h = f.make(i);
+    } catch (...) {
+      // Making the child failed (the range threw, or no memory for its
+      // frame): that input fails, and the batch goes on to join what it has
+      // started instead of leaving those children running.
+      fail_unstarted(b, f, i, std::current_exception());
+      continue;
+    }
     ChildPromise& p = h.promise();
     bool started = false;
     for (;;) {
@@ -172,9 +189,7 @@ Task<void> run_batch(Batch& b, ChildFactory& f) {
         std::lock_guard lock(b.mutex_);
         --b.running_;
       }
-      f.skip(i, error);
-      b.input_skipped(error);
-      if (b.mode_ == GatherMode::fail_fast) b.cancel(StopReason::cancelled);
+      fail_unstarted(b, f, i, error);
     }
   }
 

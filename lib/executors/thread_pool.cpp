@@ -144,7 +144,14 @@ class ThreadPool final : public Executor, private BlockingDriver {
 
   void prepare(detail::Waiter& w) override {
     if (!w.for_children) return BlockingDriver::prepare(w);
-    w.driver_data = new ChildWait;
+    try {
+      w.driver_data = new ChildWait;
+    } catch (const std::bad_alloc&) {
+      // Out of memory: block for this one wait rather than throw out of a
+      // gather's join, which must not fail. Children already running on
+      // other threads still end it.
+      return BlockingDriver::prepare(w);
+    }
     w.driver_key = kChildWait;
   }
 

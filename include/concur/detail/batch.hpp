@@ -70,6 +70,8 @@ class Batch : public Context {
 
  private:
   friend Task<void> run_batch(Batch& batch, class ChildFactory& factory);
+  friend void fail_unstarted(Batch& b, class ChildFactory& f, std::size_t i,
+                             const std::exception_ptr& error);
   void report_progress_locked() noexcept;
   /// One running child fewer; wakes the batch if that is what it waits for.
   void count_out_locked() noexcept;
