@@ -21,33 +21,19 @@ void wake(Waiter& w, Waiter::State how) noexcept {
   if (w.try_wake(how)) w.driver->unpark(w);
 }
 
-Context::Context(Context* parent, std::chrono::nanoseconds budget, StopReason budget_kind,
-                 CallName name)
-    : parent_(parent), name_(name) {
-  if (parent_ != nullptr) {
-    deadline_ = parent_->deadline_;
-    deadline_kind_ = parent_->deadline_kind_;
-    budget_ = parent_->budget_;
-  }
-  if (budget.count() > 0) {
-    const TimePoint own = Clock::now() + budget;
-    if (own < deadline_) {
-      deadline_ = own;
-      deadline_kind_ = budget_kind;
-      budget_ = budget;
-    }
+void Context::apply_budget(std::chrono::nanoseconds budget, StopReason budget_kind) noexcept {
+  const TimePoint own = Clock::now() + budget;
+  if (own < deadline_) {
+    deadline_ = own;
+    deadline_kind_ = budget_kind;
+    budget_ = budget;
   }
 }
 
-Context::~Context() = default;
-
-bool Context::stop_requested() noexcept {
-  if (stopped_.load(std::memory_order_acquire) != StopReason::none) return true;
-  if (deadline_ != kNever && Clock::now() >= deadline_) {
-    cancel(deadline_kind_);
-    return true;
-  }
-  return false;
+bool Context::deadline_passed() noexcept {
+  if (Clock::now() < deadline_) return false;
+  cancel(deadline_kind_);
+  return true;
 }
 
 std::exception_ptr Context::stop_exception() const {
@@ -88,26 +74,9 @@ bool Context::adopt(Context& child) noexcept {
   return true;
 }
 
-void Context::adopt_locked(Context& child) noexcept {
-  child.next_sibling_ = first_child_;
-  child.prev_sibling_ = nullptr;
-  if (first_child_ != nullptr) first_child_->prev_sibling_ = &child;
-  first_child_ = &child;
-}
-
 void Context::release(Context& child) noexcept {
   std::lock_guard lock(mutex_);
   release_locked(child);
-}
-
-void Context::release_locked(Context& child) noexcept {
-  if (child.prev_sibling_ != nullptr) {
-    child.prev_sibling_->next_sibling_ = child.next_sibling_;
-  } else if (first_child_ == &child) {
-    first_child_ = child.next_sibling_;
-  }
-  if (child.next_sibling_ != nullptr) child.next_sibling_->prev_sibling_ = child.prev_sibling_;
-  child.prev_sibling_ = child.next_sibling_ = nullptr;
 }
 
 bool Context::attach(Waiter& w) noexcept {
