@@ -159,7 +159,9 @@ TEST(ThreadPool, WorkersAboveCoreCountLetBlockingSleepsOverlap) {
   auto ex = pool(n);
   Occupancy o;
   std::vector<decltype(concur::call(library_sleep, &o, 1ms, 0))> calls;
-  for (int i = 0; i < n; ++i) calls.push_back(concur::call(library_sleep, &o, 300ms, i));
+  // 600 ms: oneTBB starts its 15 extra workers on demand, which took over
+  // 300 ms once under ThreadSanitizer on a loaded 2-core CI machine.
+  for (int i = 0; i < n; ++i) calls.push_back(concur::call(library_sleep, &o, 600ms, i));
   std::vector<int> out = ex->gather(calls);
   ASSERT_EQ(out.size(), static_cast<std::size_t>(n));
   EXPECT_EQ(o.peak.load(), n) << "oneTBB capped the pool below its " << n << " workers";
