@@ -7,22 +7,22 @@
 // thread while its children sit queued behind it deadlocks once nesting depth
 // x fan-out exceeds the workers. Here a wait for children (a gather joining,
 // or waiting for a free `limit` slot) never just blocks: the waiting thread
-// runs its own children that no other thread has taken yet (they sit on its
-// oneTBB deque) until the wait ends. A thread blocks only for children
+// first runs its own children that no other thread has started yet, one by
+// one, until the wait ends or none is left. It blocks only for children
 // already running elsewhere, so progress follows by induction on the depth.
+// It never runs anything else while it waits: a thread that took a sibling's
+// 30 s sleep while its gather's child failed would report that failure (and
+// cancel the sibling) only 30 s later.
 //
-// Each task runs in its own oneTBB isolation region, so a waiting thread
-// never picks up anything but its own children. Plain task_group::wait would
-// also steal unrelated work, and a thread that took a sibling's 30 s sleep
-// while its gather's child failed would report that failure (and cancel the
-// sibling) only 30 s later: fail-fast and timeouts must not depend on that.
-// The cost is parallelism on deep CPU-bound trees: an idle thread steals a
-// whole subtree at a time. Every other wait (a sleep, I/O) blocks its thread,
-// which is the thread-pool model.
-//
-// The wait uses oneTBB's wait_context, the mechanism under task_group::wait:
-// the public API can only wait for a whole group, and a slot wait must end as
-// soon as any one child does.
+// Children are not oneTBB tasks each: one oneTBB task per child cost more
+// than the whole rest of a short gather child. A task's children go on its
+// own work-stealing deque (ChildQueue); the deques of the tasks nested on one
+// thread form that thread's Lane. A oneTBB task (a "puller") is spawned for a
+// lane only when none is pending; an idle thread that takes it steals the
+// oldest child of the lane's outermost deque (the largest piece of work) and
+// spawns the next puller first while more wait, so one more idle thread can
+// join in. Idle threads thus spread over the work as fast as they steal,
+// while a thread that nobody steals from spawns one oneTBB task in all.
 //
 // Why not oneTBB resumable tasks (tbb::task::suspend)? A suspended task keeps
 // its stack, so a skynet of 1M leaves would hold ~111k stacks at once, and a
@@ -36,13 +36,12 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <new>
 #include <optional>
 #include <stdexcept>
 #include <utility>
 
-#include "concur/detail/frame_alloc.hpp"
 #include "executors/blocking_driver.hpp"
+#include "executors/child_queue.hpp"
 
 // ThreadSanitizer cannot see inside libtbb, which is not instrumented: the
 // hand-off of a child to the thread that runs it and the end of a child wait
@@ -61,53 +60,22 @@ namespace concur::executors {
 
 namespace {
 
-// task_group keeps its context protected; the child waits need it.
-class Group : public tbb::task_group {
- public:
-  using tbb::task_group::context;
+// One OS thread's share of the pool's queued work: the child queues of the
+// tasks nested on it (a task waiting for children runs them inline, so tasks
+// nest strictly), outermost first, and whether a puller for it is pending.
+struct Lane {
+  detail::NodeLock lock;  // guards the links below and thieves' pops
+  ChildQueue* outermost = nullptr;
+  ChildQueue* innermost = nullptr;
+  // A puller for this lane was spawned and has not started: another one
+  // would only find the same children. At most one is pending per lane, so
+  // pullers that find nothing left stay few, however many batches ran.
+  std::atomic<bool> puller_pending{false};
 };
+thread_local Lane tl_lane;
 
-// One wait for children: released (to zero) by whoever wakes the waiter.
-struct ChildWait {
-  tbb::detail::d1::wait_context done{1};
-
-  // One per gather that waits: from the same per-thread cache as frames.
-  static void* operator new(std::size_t size) { return detail::allocate_frame(size); }
-  static void operator delete(void* p, std::size_t size) noexcept {
-    detail::deallocate_frame(p, size);
-  }
-};
-constexpr std::uint64_t kChildWait = 0xC41D;  // Waiter::driver_key of a ChildWait
-
-// The children of one running task, in a group of their own: one shared
-// group would make every spawn and every end on every thread hit the same
-// reference count. Made on the first spawn, as most tasks spawn nothing; not
-// a std::optional, which zero-fills the whole task_group on every task.
-class Children {
- public:
-  Children() noexcept {}
-  Children(const Children&) = delete;
-  Children& operator=(const Children&) = delete;
-  ~Children() {
-    if (made_) group().~Group();
-  }
-  bool made() const noexcept { return made_; }
-  Group& group() noexcept { return *std::launder(reinterpret_cast<Group*>(storage_)); }
-  Group& make() {
-    if (!made_) {
-      ::new (static_cast<void*>(storage_)) Group();
-      made_ = true;
-    }
-    return group();
-  }
-
- private:
-  alignas(Group) unsigned char storage_[sizeof(Group)];
-  bool made_ = false;
-};
-
-// The children of the task running on this thread.
-thread_local Children* tl_children = nullptr;
+// The child queue of the task running on this thread.
+thread_local ChildQueue* tl_children = nullptr;
 
 class ThreadPool final : public Executor, private BlockingDriver {
  public:
@@ -129,80 +97,138 @@ class ThreadPool final : public Executor, private BlockingDriver {
   // which is exactly what a thread pool promises.
 
  private:
+  // The pullers of one run(): run_root waits for them, as a puller still
+  // queued points at a thread's Lane and at this executor.
+  struct Run {
+    tbb::task_group pullers;
+  };
+
   void run_root(std::coroutine_handle<> root, detail::Context& ctx) override {
-    arena_.execute([&] { run_task(root, &ctx); });
+    Run run;
+    arena_.execute([&] {
+      Run* outer = std::exchange(tl_run, &run);
+      run_task(root, &ctx);
+      // Every child has ended; a puller still queued (at most one per lane)
+      // finds nothing to do. (One run at a time: see Executor.)
+      run.pullers.wait();
+      tl_run = outer;
+    });
     if (!root.done()) throw std::logic_error("concur: thread_pool root task did not finish");
   }
 
   void spawn(std::coroutine_handle<> h, detail::Context* ctx) override {
-    CONCUR_TSAN_RELEASE(h.address());
-    tl_children->make().run([this, h, ctx] {
-      CONCUR_TSAN_ACQUIRE(h.address());
-      run_task(h, ctx);
-    });
-  }
-
-  void prepare(detail::Waiter& w) override {
-    if (!w.for_children) return BlockingDriver::prepare(w);
-    try {
-      w.driver_data = new ChildWait;
-    } catch (const std::bad_alloc&) {
-      // Out of memory: block for this one wait rather than throw out of a
-      // gather's join, which must not fail. Children already running on
-      // other threads still end it.
-      return BlockingDriver::prepare(w);
-    }
-    w.driver_key = kChildWait;
+    ChildQueue& q = *tl_children;
+    Lane& lane = tl_lane;
+    if (!q.linked) link(lane, q);
+    q.push({h, ctx});
+    offer(lane);
   }
 
   bool park(detail::Waiter& w) override {
-    if (w.driver_key != kChildWait) return BlockingDriver::park(w);
-    // Runs queued tasks until unpark() releases `done` (at once if it
-    // already has).
-    // A child wait has children running, so the group exists.
-    auto* wait = static_cast<ChildWait*>(w.driver_data);
-    tbb::detail::d1::wait(wait->done, tl_children->group().context());
-    CONCUR_TSAN_ACQUIRE(wait);
-    return false;  // the wait is over; the coroutine simply continues
+    if (w.for_children) {
+      // Run this task's own children that nobody has started, until the
+      // wait ends: waiting without doing so could deadlock (see the top).
+      ChildQueue& q = *tl_children;
+      QueuedChild c;
+      while (w.state.load(std::memory_order_acquire) == detail::Waiter::parked && q.take(c)) {
+        run_task(c.handle, c.ctx);
+      }
+    }
+    // What is left runs on other threads: block until the waker says so.
+    return BlockingDriver::park(w);
   }
 
-  void unpark(detail::Waiter& w) noexcept override {
-    if (w.driver_key != kChildWait) return BlockingDriver::unpark(w);
-    auto* wait = static_cast<ChildWait*>(w.driver_data);
-    CONCUR_TSAN_RELEASE(wait);
-    wait->done.release();
+  // Spawns a puller for `lane` unless one is pending. A puller that starts
+  // just as a child is pushed may leave that child behind, and if oneTBB
+  // cannot spawn a puller none runs: either way the child stays queued for
+  // its owner, whose wait for children runs it.
+  void offer(Lane& lane) noexcept {
+    if (lane.puller_pending.load(std::memory_order_acquire) ||
+        lane.puller_pending.exchange(true, std::memory_order_acq_rel)) {
+      return;
+    }
+    Run* run = tl_run;
+    CONCUR_TSAN_RELEASE(&lane);
+    try {
+      run->pullers.run([this, &lane, run] {
+        CONCUR_TSAN_ACQUIRE(&lane);
+        pull(lane, run);
+      });
+    } catch (...) {
+      lane.puller_pending.store(false, std::memory_order_release);
+    }
   }
 
-  void finish(detail::Waiter& w) noexcept override {
-    if (w.driver_key != kChildWait) return;
-    delete static_cast<ChildWait*>(w.driver_data);
-    w.driver_data = nullptr;
-    w.driver_key = 0;
+  // A oneTBB task an idle thread took: runs children queued on `lane`, the
+  // outermost (largest) first, until none is left, letting the next idle
+  // thread in before each.
+  void pull(Lane& lane, Run* run) noexcept {
+    Run* outer = std::exchange(tl_run, run);
+    lane.puller_pending.store(false, std::memory_order_seq_cst);
+    for (;;) {
+      QueuedChild c;
+      bool more = false;
+      {
+        std::lock_guard guard(lane.lock);
+        ChildQueue* q = lane.outermost;
+        while (q != nullptr && !q->steal(c)) q = q->inner;
+        if (q == nullptr) break;
+        for (; q != nullptr && !more; q = q->inner) more = !q->empty();
+      }
+      if (more) offer(lane);
+      run_task(c.handle, c.ctx);
+    }
+    tl_run = outer;
+  }
+
+  // Puts `q` on its thread's lane, innermost, where pullers can see it.
+  static void link(Lane& lane, ChildQueue& q) noexcept {
+    std::lock_guard guard(lane.lock);
+    q.outer = lane.innermost;
+    q.inner = nullptr;
+    if (lane.innermost != nullptr) {
+      lane.innermost->inner = &q;
+    } else {
+      lane.outermost = &q;
+    }
+    lane.innermost = &q;
+    q.linked = true;
+  }
+
+  // Takes `q` (the innermost, as tasks nest) off its lane.
+  static void unlink(Lane& lane, ChildQueue& q) noexcept {
+    std::lock_guard guard(lane.lock);
+    lane.innermost = q.outer;
+    if (lane.innermost != nullptr) {
+      lane.innermost->inner = nullptr;
+    } else {
+      lane.outermost = nullptr;
+    }
   }
 
   // Runs one task to its end on this thread: with a blocking driver a
   // coroutine never leaves the thread that resumed it.
-  void run_task(std::coroutine_handle<> h, detail::Context* ctx) {
-    // The isolation makes every wait inside this task run only the tasks it
-    // spawned itself, never a sibling's long task (see the top of the file).
-    tbb::this_task_arena::isolate([&] {
-      Children children;
-      auto* outer = std::exchange(tl_children, &children);
-      {
-        detail::ScopedCurrent scope(this, ctx);
-        h.resume();
-      }
-      tl_children = outer;
-      // Every gather has joined, but a child's oneTBB task may still be
-      // returning on another thread: the group must outlive it.
-      if (children.made()) children.group().wait();
-    });
+  void run_task(std::coroutine_handle<> h, detail::Context* ctx) noexcept {
+    ChildQueue children;
+    ChildQueue* outer = std::exchange(tl_children, &children);
+    {
+      detail::ScopedCurrent scope(this, ctx);
+      h.resume();
+    }
+    tl_children = outer;
+    // Every gather of the task has joined, so the queue is empty; a thief
+    // looks at it only under the lane's lock.
+    if (children.linked) unlink(tl_lane, children);
   }
+
+  static thread_local Run* tl_run;
 
   const int workers_;
   std::optional<tbb::global_control> more_threads_;
   tbb::task_arena arena_;
 };
+
+thread_local ThreadPool::Run* ThreadPool::tl_run = nullptr;
 
 }  // namespace
 
