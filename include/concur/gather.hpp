@@ -84,34 +84,45 @@ CallName call_name(const C& c) {
   }
 }
 
-// One child: runs the call, stores its outcome, tells the batch. The body
-// catches everything, so the batch always hears of the child's end.
-// `CallArg` is `const C&` when the call outlives the batch (an lvalue range
-// element, the tuple of a variadic gather), and `C` for a range that yields
-// its calls by value (e.g. a transform view): the frame then keeps the copy.
-template <class CallArg, class T>
-ChildTask run_child(CallArg call, Slot<T>& slot, Batch& batch, std::size_t index,
-                    CompletionHook<T>* hook) {
-  Context& ctx = *current_context();
-  if constexpr (!std::is_reference_v<CallArg>) ctx.set_name(call_name(call));  // the frame's copy
-  std::exception_ptr error;
-  try {
-    if (ctx.stop_requested()) std::rethrow_exception(ctx.stop_exception());
-    if constexpr (std::is_void_v<T>) {
-      co_await call();
-      slot.emplace();
-    } else {
-      slot.emplace(co_await call());
+// Hands `task` to the batch as the child recorded in `link`.
+template <class T>
+std::coroutine_handle<> adopt_child(Task<T> task, ChildLink& link) noexcept {
+  auto h = task.release();
+  h.promise().child = &link;
+  return h;
+}
+
+// The child of a range that yields its calls by value (e.g. a transform
+// view): this frame keeps the call, whose task may refer to it, and names
+// the child after it.
+template <class C, class T>
+Task<T> keep_call(C call) {
+  current_context()->set_name(call_name(call));
+  if constexpr (std::is_void_v<T>) {
+    co_await call();
+  } else {
+    co_return co_await call();
+  }
+}
+
+// Stores a finished child's outcome in its slot; returns its error, if any.
+template <class T>
+std::exception_ptr store_outcome(TaskPromise<T>& p, Slot<T>& slot) noexcept {
+  std::exception_ptr error = p.exception();
+  if (!error) {
+    try {
+      if constexpr (std::is_void_v<T>) {
+        slot.emplace();
+      } else {
+        slot.emplace(p.value());
+      }
+      return nullptr;
+    } catch (...) {
+      error = std::current_exception();  // moving the value threw
     }
-  } catch (...) {
-    error = std::current_exception();
   }
-  if (error) slot.emplace(ErrorInfo::from_exception(error));
-  if (hook != nullptr) {
-    std::lock_guard lock(batch.callback_mutex());
-    (*hook)(index, std::move(*slot));
-  }
-  batch.child_finished(ctx, error);  // last: the batch may end right after
+  slot.emplace(ErrorInfo::from_exception(error));
+  return error;
 }
 
 template <class V, class T>
@@ -119,17 +130,24 @@ class RangeChildren final : public ChildFactory {
  public:
   RangeChildren(V& view, std::vector<Slot<T>>& slots, Batch& batch, CompletionHook<T>* hook)
       : view_(view), slots_(slots), batch_(batch), hook_(hook) {}
-  ChildHandle make(std::size_t i) override {
+  std::coroutine_handle<> make(std::size_t i, ChildLink& link) override {
     using C = std::ranges::range_value_t<V>;
     if constexpr (std::is_lvalue_reference_v<std::ranges::range_reference_t<V>>) {
       const C& c = at(i);
-      const ChildHandle h = run_child<const C&, T>(c, slots_[i], batch_, i, hook_).handle;
-      h.promise().name = call_name(c);
-      return h;
+      link.ctx.set_name(call_name(c));
+      return adopt_child(c(), link);
     } else {
-      // A call made on the fly lives in the child's frame, which names it.
-      return run_child<C, T>(C(at(i)), slots_[i], batch_, i, hook_).handle;
+      return adopt_child(keep_call<C, T>(C(at(i))), link);
     }
+  }
+  std::exception_ptr finish(ChildLink& link, void* promise) noexcept override {
+    Slot<T>& slot = slots_[link.index];
+    std::exception_ptr error = store_outcome(*static_cast<TaskPromise<T>*>(promise), slot);
+    if (hook_ != nullptr) {
+      std::lock_guard lock(batch_.callback_mutex());
+      (*hook_)(link.index, std::move(*slot));
+    }
+    return error;
   }
   void skip(std::size_t i, const std::exception_ptr& error) override {
     slots_[i].emplace(ErrorInfo::from_exception(error));
@@ -153,18 +171,19 @@ template <class... Cs>
 class TupleChildren final : public ChildFactory {
  public:
   using Slots = std::tuple<Slot<factory_value_t<Cs>>...>;
-  TupleChildren(std::tuple<Cs...>& calls, Slots& slots, Batch& batch)
-      : calls_(calls), slots_(slots), batch_(batch) {}
+  TupleChildren(std::tuple<Cs...>& calls, Slots& slots) : calls_(calls), slots_(slots) {}
 
-  ChildHandle make(std::size_t i) override {
-    return dispatch(i, [this]<std::size_t I>() {
-      using C = std::tuple_element_t<I, std::tuple<Cs...>>;
-      const C& c = std::get<I>(calls_);
-      const ChildHandle h =
-          run_child<const C&, factory_value_t<C>>(c, std::get<I>(slots_), batch_, I, nullptr)
-              .handle;
-      h.promise().name = call_name(c);
-      return h;
+  std::coroutine_handle<> make(std::size_t i, ChildLink& link) override {
+    return dispatch(i, [&]<std::size_t I>() {
+      const auto& c = std::get<I>(calls_);
+      link.ctx.set_name(call_name(c));
+      return adopt_child(c(), link);
+    });
+  }
+  std::exception_ptr finish(ChildLink& link, void* promise) noexcept override {
+    return dispatch(link.index, [&]<std::size_t I>() {
+      using T = factory_value_t<std::tuple_element_t<I, std::tuple<Cs...>>>;
+      return store_outcome(*static_cast<TaskPromise<T>*>(promise), std::get<I>(slots_));
     });
   }
   void skip(std::size_t i, const std::exception_ptr& error) override {
@@ -187,7 +206,6 @@ class TupleChildren final : public ChildFactory {
   }
   std::tuple<Cs...>& calls_;
   Slots& slots_;
-  Batch& batch_;
 };
 
 template <GatherMode Mode, class V>
@@ -223,7 +241,7 @@ auto gather_tuple(GatherOptions options, Cs... calls) -> Task<
   detail::check_routable(call_tuple);  // processes: every call registered, before any runs
   typename TupleChildren<Cs...>::Slots slots;
   Batch batch(sizeof...(Cs), options, Mode);
-  TupleChildren<Cs...> children(call_tuple, slots, batch);
+  TupleChildren<Cs...> children(call_tuple, slots);
   co_await run_batch(batch, children);
   co_return std::apply(
       [](auto&... s) {

@@ -33,6 +33,12 @@ class TaskResult {
     if (state_.index() == 2) std::rethrow_exception(std::get<2>(state_));
     return std::move(std::get<1>(state_));
   }
+  /// What the task let escape, or null (a gather child's end).
+  std::exception_ptr exception() const noexcept {
+    return state_.index() == 2 ? std::get<2>(state_) : nullptr;
+  }
+  /// The value, once the task returned one.
+  T&& value() noexcept { return std::move(*std::get_if<1>(&state_)); }
 
  private:
   std::variant<std::monostate, T, std::exception_ptr> state_;
@@ -46,23 +52,46 @@ class TaskResult<void> {
   void take() {
     if (error_) std::rethrow_exception(error_);
   }
+  std::exception_ptr exception() const noexcept { return error_; }
 
  private:
   std::exception_ptr error_;
 };
 
+struct ChildLink;  // concur/detail/batch.hpp
+/// A gather child's first resume: records its start, and throws its stop
+/// exception if its batch stopped before it got a thread.
+void start_child(ChildLink& link);
+/// A gather child ended: hands its outcome to its batch and frees the frame
+/// `h`. Returns what to resume next.
+std::coroutine_handle<> end_child(ChildLink& link, void* promise,
+                                  std::coroutine_handle<> h) noexcept;
+
 template <class T>
 struct TaskPromise : TaskResult<T>, FrameAllocated {
   std::coroutine_handle<> continuation = std::noop_coroutine();
+  // Set when a gather runs this task as one of its children: then nobody
+  // awaits it, and its end goes to the batch instead.
+  ChildLink* child = nullptr;
 
   Task<T> get_return_object() noexcept;
-  std::suspend_always initial_suspend() noexcept { return {}; }
+
+  struct InitialAwaiter : std::suspend_always {
+    TaskPromise* promise;
+    // An exception here skips the body and reaches unhandled_exception.
+    void await_resume() const {
+      if (promise->child != nullptr) start_child(*promise->child);
+    }
+  };
+  InitialAwaiter initial_suspend() noexcept { return {{}, this}; }
 
   struct FinalAwaiter {
     bool await_ready() noexcept { return false; }
     // Symmetric transfer: resume whoever awaited us without nesting a call.
     std::coroutine_handle<> await_suspend(std::coroutine_handle<TaskPromise> h) noexcept {
-      return h.promise().continuation;
+      TaskPromise& p = h.promise();
+      if (p.child != nullptr) return end_child(*p.child, &p, h);  // destroys the frame
+      return p.continuation;
     }
     void await_resume() noexcept {}
   };

@@ -1,10 +1,16 @@
 #include "concur/detail/batch.hpp"
 
+#include <algorithm>
 #include <limits>
+#include <memory>
+#include <type_traits>
 
 #include "concur/detail/driver.hpp"
 
 namespace concur::detail {
+
+// Records are reused by constructing over them, never destroyed one by one.
+static_assert(std::is_trivially_destructible_v<ChildLink>);
 
 Batch::Batch(std::size_t total, const GatherOptions& options, GatherMode mode)
     : Context(current_context(), options.deadline, StopReason::deadline),
@@ -31,20 +37,38 @@ void Batch::input_skipped(const std::exception_ptr& error) noexcept {
   if (mode_ == GatherMode::fail_fast && !first_failure_) first_failure_ = error;
 }
 
-void Batch::child_finished(Context& child, const std::exception_ptr& error) noexcept {
-  if (trace::detail::enabled()) trace::detail::task_end(child, error != nullptr);
+Batch::~Batch() {
+  if (links_ != nullptr) deallocate_frame(links_, sizeof(ChildLink) * std::min(total_, limit_));
+}
+
+void* Batch::take_link_locked() {
+  if (ChildLink* l = free_links_) {
+    free_links_ = l->next_free;
+    return l;
+  }
+  if (links_ == nullptr) {
+    // Frame memory: a small batch's records come from the per-thread cache.
+    links_ = static_cast<ChildLink*>(allocate_frame(sizeof(ChildLink) * std::min(total_, limit_)));
+  }
+  // Never more than min(total, limit) run at once, so this stays in bounds.
+  return links_ + links_made_++;
+}
+
+void Batch::child_finished(ChildLink& child, const std::exception_ptr& error) noexcept {
   if (counts_progress_) {
     std::lock_guard cb(callback_mutex_);
     ++progress_.done;
     if (error) ++progress_.failed;
     report_progress_locked();
   }
-  // One trip through the lock in the common case: unlink, count out, and
-  // wake the batch if it waits for this.
+  // One trip through the lock in the common case: unlink, free the record,
+  // count out, and wake the batch if it waits for this.
   bool cancel_siblings = false;
   {
     std::lock_guard lock(mutex_);
-    release_locked(child);
+    release_locked(child.ctx);
+    child.next_free = free_links_;
+    free_links_ = &child;
     if (error && mode_ == GatherMode::fail_fast && !first_failure_) {
       first_failure_ = error;
       cancel_siblings = true;  // still counted as running: the batch cannot end under us
@@ -56,6 +80,23 @@ void Batch::child_finished(Context& child, const std::exception_ptr& error) noex
   cancel(StopReason::cancelled);
   std::lock_guard lock(mutex_);
   count_out_locked();
+}
+
+void start_child(ChildLink& link) {
+  if (trace::detail::enabled()) trace::detail::task_begin();
+  if (link.ctx.stop_requested()) std::rethrow_exception(link.ctx.stop_exception());
+}
+
+std::coroutine_handle<> end_child(ChildLink& link, void* promise,
+                                  std::coroutine_handle<> h) noexcept {
+  const std::exception_ptr error = link.factory->finish(link, promise);
+  // The trace reads the call's name, which a by-value call keeps in the frame.
+  if (trace::detail::enabled()) trace::detail::task_end(link.ctx, error != nullptr);
+  // The frame goes first, as when a task's awaiter destroys it: the batch
+  // may end (and its awaiting task move on) as soon as it hears of this.
+  h.destroy();
+  link.batch->child_finished(link, error);
+  return std::noop_coroutine();
 }
 
 void Batch::count_out_locked() noexcept {
@@ -140,53 +181,45 @@ Task<void> run_batch(Batch& b, ChildFactory& f) {
 
   std::size_t i = 0;
   for (; i < b.total_; ++i) {
-    // The frame is made before the slot is granted, the context only after:
-    // a per-task timeout must not count the time spent waiting for a slot.
-    ChildHandle h;
-    try {
-      h = f.make(i);
-    } catch (...) {
-      // Making the child failed (the range threw, or no memory for its
-      // frame): that input fails, and the batch goes on to join what it has
-      // started instead of leaving those children running.
-      fail_unstarted(b, f, i, std::current_exception());
-      continue;
-    }
-    ChildPromise& p = h.promise();
-    bool started = false;
+    // The context is made only once the child has a slot: a per-task
+    // timeout must not count the time spent waiting for one.
+    ChildLink* link = nullptr;
     for (;;) {
       if (b.stop_requested()) break;
       {
         // One trip through the lock: reserve the slot (before the child can
-        // run inline) and link the child, unless the batch has stopped.
+        // run inline) and link the child's context, unless the batch has
+        // stopped.
         std::lock_guard lock(b.mutex_);
         if (b.stop_reason() != StopReason::none) break;
         if (b.running_ < b.limit_) {
-          p.ctx.emplace(&b, b.options_.timeout, StopReason::timeout, p.name);
-          b.adopt_locked(*p.ctx);
+          // Constructed in place field by field: value-initialising a
+          // record first would zero it with a slow string store.
+          link = ::new (b.take_link_locked()) ChildLink(&b, b.options_.timeout, i, &f, &b);
+          b.adopt_locked(link->ctx);
           ++b.running_;
-          started = true;
           break;
         }
       }
       co_await BatchWait(b, b.mutex_, b.waiter_, b.running_, b.limit_, b.waiting_, false);
     }
-    if (!started) {
-      h.destroy();
-      break;
-    }
-    Context& ctx = *p.ctx;
+    if (link == nullptr) break;
+    std::coroutine_handle<> h;
     try {
-      driver.spawn(h, &ctx);
+      h = f.make(i, *link);
+      driver.spawn(h, &link->ctx);
     } catch (...) {
-      // The driver could not start the child (e.g. no memory for a fiber
-      // stack): that input fails with the driver's error instead of leaking
-      // its slot, which would make the join below wait forever.
+      // Making the child failed (the range threw, no memory for its frame)
+      // or the driver could not start it (no memory for a fiber stack):
+      // that input fails, and the batch goes on to join what it has started
+      // instead of leaving those children running or its slot taken.
       const std::exception_ptr error = std::current_exception();
-      b.release(ctx);
-      h.destroy();
+      if (h) h.destroy();
       {
         std::lock_guard lock(b.mutex_);
+        b.release_locked(link->ctx);
+        link->next_free = b.free_links_;
+        b.free_links_ = link;
         --b.running_;
       }
       fail_unstarted(b, f, i, error);

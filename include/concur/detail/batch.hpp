@@ -26,29 +26,23 @@ namespace concur::detail {
 
 enum class GatherMode { fail_fast, settled };
 
-/// The coroutine type of one child of a batch: it owns its Context and
-/// destroys itself when it ends (the batch learns of that first).
-struct ChildPromise;
-using ChildHandle = std::coroutine_handle<ChildPromise>;
-struct ChildTask {
-  using promise_type = ChildPromise;
-  ChildHandle handle;
-};
-struct ChildPromise : FrameAllocated {
-  CallName name;               // set by the factory
-  std::optional<Context> ctx;  // made by run_batch once the child has a slot
-  ChildTask get_return_object() noexcept { return {ChildHandle::from_promise(*this)}; }
-  // Resumed first on the thread that runs the child: the trace's task start.
-  struct Start : std::suspend_always {
-    void await_resume() const noexcept {
-      if (::concur::trace::detail::enabled()) ::concur::trace::detail::task_begin();
-    }
-  };
-  Start initial_suspend() noexcept { return {}; }
-  std::suspend_never final_suspend() noexcept { return {}; }
-  void return_void() noexcept {}
-  // The child body catches everything itself; reaching here is a bug.
-  void unhandled_exception() noexcept { std::terminate(); }
+class Batch;
+class ChildFactory;
+
+/// The batch's record of one running child: the child's context, its input,
+/// and who stores its outcome. A gather child is the call's own Task, whose
+/// promise points here (TaskPromise::child): no wrapper frame per child. The
+/// records of a batch come from a pool as large as its `limit`.
+struct ChildLink {
+  ChildLink(Context* parent, std::chrono::nanoseconds budget, std::size_t input, ChildFactory* f,
+            Batch* b) noexcept
+      : ctx(parent, budget, StopReason::timeout), index(input), factory(f), batch(b) {}
+
+  Context ctx;
+  std::size_t index = 0;
+  ChildFactory* factory = nullptr;
+  Batch* batch = nullptr;
+  ChildLink* next_free = nullptr;
 };
 
 class Batch : public Context {
@@ -61,9 +55,9 @@ class Batch : public Context {
   /// Serialises user callbacks (progress, as_completed) of this batch.
   std::mutex& callback_mutex() noexcept { return callback_mutex_; }
 
-  /// A child's last act: records its outcome and may let the batch finish,
-  /// so the child must not touch the batch (or its call) afterwards.
-  void child_finished(Context& child, const std::exception_ptr& error) noexcept;
+  /// A child's last act, after its frame is gone: records its outcome, and
+  /// may let the batch finish, so nothing may touch the batch afterwards.
+  void child_finished(ChildLink& child, const std::exception_ptr& error) noexcept;
 
   /// Records an input that never started (the batch stopped first).
   void input_skipped(const std::exception_ptr& error) noexcept;
@@ -73,6 +67,9 @@ class Batch : public Context {
   friend void fail_unstarted(Batch& b, class ChildFactory& f, std::size_t i,
                              const std::exception_ptr& error);
   void report_progress_locked() noexcept;
+  /// Storage for the record of a child about to start (free or never
+  /// used); the caller holds mutex_ and constructs the record in it.
+  void* take_link_locked();
   /// One running child fewer; wakes the batch if that is what it waits for.
   void count_out_locked() noexcept;
 
@@ -88,13 +85,26 @@ class Batch : public Context {
   std::exception_ptr first_failure_;  // guarded by mutex_
   std::mutex callback_mutex_;
   Progress progress_;  // guarded by callback_mutex_
+  // The child records: made on first use, reused through the free list.
+  ChildLink* links_ = nullptr;       // min(total, limit) of them
+  std::size_t links_made_ = 0;       // guarded by mutex_
+  ChildLink* free_links_ = nullptr;  // guarded by mutex_
+
+ public:
+  ~Batch();
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
 };
 
-/// Makes the child coroutines of one batch (typed, in gather.hpp).
+/// Makes the children of one batch (typed, in gather.hpp).
 class ChildFactory {
  public:
-  /// A suspended child for input `index`, its promise's name set.
-  virtual ChildHandle make(std::size_t index) = 0;
+  /// The suspended task for input `index`, its promise pointing at `link`
+  /// (whose context is made). Throws what making the task throws.
+  virtual std::coroutine_handle<> make(std::size_t index, ChildLink& link) = 0;
+  /// The child of `link` ended (`promise` is its TaskPromise): stores its
+  /// outcome and returns its error, if any. The frame is still alive.
+  virtual std::exception_ptr finish(ChildLink& link, void* promise) noexcept = 0;
   /// Input `index` will never run; store `error` as its outcome.
   virtual void skip(std::size_t index, const std::exception_ptr& error) = 0;
 
