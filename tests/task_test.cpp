@@ -40,10 +40,12 @@ Task<int> holds(Sentinel s) {
 
 TEST(Task, IsLazyUntilResumed) {
   bool ran = false;
-  auto t = [&]() -> Task<int> {
+  // The lambda must outlive its coroutine, which reaches `ran` through it.
+  auto body = [&]() -> Task<int> {
     ran = true;
     co_return 1;
-  }();
+  };
+  auto t = body();
   EXPECT_FALSE(ran);
   EXPECT_EQ(run_by_hand(t), 1);
   EXPECT_TRUE(ran);
