@@ -37,8 +37,26 @@ void Batch::input_skipped(const std::exception_ptr& error) noexcept {
   if (mode_ == GatherMode::fail_fast && !first_failure_) first_failure_ = error;
 }
 
+// A block of child records. A small batch's single chunk comes from the
+// per-thread frame cache; a batch of a million unlimited inputs grows chunk
+// by chunk instead of asking for one huge block up front.
+struct Batch::LinkChunk {
+  LinkChunk* next;
+  std::size_t count;
+  ChildLink* records() noexcept {
+    static_assert(sizeof(LinkChunk) % alignof(ChildLink) == 0);
+    return reinterpret_cast<ChildLink*>(this + 1);
+  }
+  static std::size_t bytes(std::size_t n) noexcept {
+    return sizeof(LinkChunk) + n * sizeof(ChildLink);
+  }
+};
+
 Batch::~Batch() {
-  if (links_ != nullptr) deallocate_frame(links_, sizeof(ChildLink) * std::min(total_, limit_));
+  while (LinkChunk* c = chunks_) {
+    chunks_ = c->next;
+    deallocate_frame(c, LinkChunk::bytes(c->count));
+  }
 }
 
 void* Batch::take_link_locked() {
@@ -46,12 +64,21 @@ void* Batch::take_link_locked() {
     free_links_ = l->next_free;
     return l;
   }
-  if (links_ == nullptr) {
-    // Frame memory: a small batch's records come from the per-thread cache.
-    links_ = static_cast<ChildLink*>(allocate_frame(sizeof(ChildLink) * std::min(total_, limit_)));
+  if (fresh_ == fresh_end_) {
+    // Never more than min(total, limit) run at once: sizes double from 16
+    // (capped at 4096) until that many exist.
+    constexpr std::size_t kFirst = 16, kMost = 4096;
+    const std::size_t cap = std::min(total_, limit_);
+    const std::size_t n = std::min(cap - links_made_, std::clamp(links_made_, kFirst, kMost));
+    auto* c = static_cast<LinkChunk*>(allocate_frame(LinkChunk::bytes(n)));
+    c->next = chunks_;
+    c->count = n;
+    chunks_ = c;
+    fresh_ = c->records();
+    fresh_end_ = fresh_ + n;
+    links_made_ += n;
   }
-  // Never more than min(total, limit) run at once, so this stays in bounds.
-  return links_ + links_made_++;
+  return fresh_++;
 }
 
 void Batch::child_finished(ChildLink& child, const std::exception_ptr& error) noexcept {
@@ -179,50 +206,74 @@ Task<void> run_batch(Batch& b, ChildFactory& f) {
   const bool adopted = parent == nullptr || parent->adopt(b);
   if (!adopted) b.cancel(parent->stop_reason());
 
+  // Gives reserved records back unused (the batch stopped, or one failed).
+  auto unreserve = [&b](ChildLink* const* links, std::size_t n) noexcept {
+    if (n == 0) return;
+    std::lock_guard lock(b.mutex_);
+    for (std::size_t k = 0; k < n; ++k) {
+      b.release_locked(links[k]->ctx);
+      links[k]->next_free = b.free_links_;
+      b.free_links_ = links[k];
+    }
+    b.running_ -= n;
+  };
+
   std::size_t i = 0;
-  for (; i < b.total_; ++i) {
-    // The context is made only once the child has a slot: a per-task
-    // timeout must not count the time spent waiting for one.
-    ChildLink* link = nullptr;
+  bool stopped = false;
+  while (i < b.total_ && !stopped) {
+    // Up to kBurst children get their slots and contexts in one trip
+    // through the lock, and only once they have slots: a per-task timeout
+    // must not count the time spent waiting for one. With a timeout, one at
+    // a time, as its clock starts with the context: a sequential child must
+    // not be charged for the siblings that run inline before it.
+    constexpr std::size_t kBurst = 16;
+    const std::size_t burst = b.options_.timeout.count() > 0 ? 1 : kBurst;
+    ChildLink* links[kBurst];
+    std::size_t got = 0;
     for (;;) {
       if (b.stop_requested()) break;
       {
-        // One trip through the lock: reserve the slot (before the child can
-        // run inline) and link the child's context, unless the batch has
-        // stopped.
         std::lock_guard lock(b.mutex_);
         if (b.stop_reason() != StopReason::none) break;
         if (b.running_ < b.limit_) {
-          // Constructed in place field by field: value-initialising a
-          // record first would zero it with a slow string store.
-          link = ::new (b.take_link_locked()) ChildLink(&b, b.options_.timeout, i, &f, &b);
-          b.adopt_locked(link->ctx);
-          ++b.running_;
+          got = std::min({b.limit_ - b.running_, b.total_ - i, burst});
+          for (std::size_t k = 0; k < got; ++k) {
+            // Constructed in place field by field: value-initialising a
+            // record first would zero it with a slow string store.
+            links[k] =
+                ::new (b.take_link_locked()) ChildLink(&b, b.options_.timeout, i + k, &f, &b);
+            b.adopt_locked(links[k]->ctx);
+          }
+          b.running_ += got;
           break;
         }
       }
       co_await BatchWait(b, b.mutex_, b.waiter_, b.running_, b.limit_, b.waiting_, false);
     }
-    if (link == nullptr) break;
-    std::coroutine_handle<> h;
-    try {
-      h = f.make(i, *link);
-      driver.spawn(h, &link->ctx);
-    } catch (...) {
-      // Making the child failed (the range threw, no memory for its frame)
-      // or the driver could not start it (no memory for a fiber stack):
-      // that input fails, and the batch goes on to join what it has started
-      // instead of leaving those children running or its slot taken.
-      const std::exception_ptr error = std::current_exception();
-      if (h) h.destroy();
-      {
-        std::lock_guard lock(b.mutex_);
-        b.release_locked(link->ctx);
-        link->next_free = b.free_links_;
-        b.free_links_ = link;
-        --b.running_;
+    if (got == 0) break;
+    for (std::size_t k = 0; k < got; ++k, ++i) {
+      if (b.stop_reason() != StopReason::none) {
+        // An earlier child failed fast (or the deadline passed): the rest
+        // are skipped below, like inputs that never got a slot.
+        unreserve(links + k, got - k);
+        stopped = true;
+        break;
       }
-      fail_unstarted(b, f, i, error);
+      std::coroutine_handle<> h;
+      try {
+        h = f.make(i, *links[k]);
+        driver.spawn(h, &links[k]->ctx);
+      } catch (...) {
+        // Making the child failed (the range threw, no memory for its
+        // frame) or the driver could not start it (no memory for a fiber
+        // stack): that input fails, and the batch goes on to join what it
+        // has started instead of leaving those children running or its
+        // slot taken.
+        const std::exception_ptr error = std::current_exception();
+        if (h) h.destroy();
+        unreserve(links + k, 1);
+        fail_unstarted(b, f, i, error);
+      }
     }
   }
 

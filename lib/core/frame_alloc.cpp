@@ -26,7 +26,7 @@ namespace {
 // than the one that made it simply joins that thread's cache; tbbmalloc still
 // handles what overflows the cache, from any thread.
 constexpr std::size_t kGranule = 32;
-constexpr std::size_t kClasses = 32;  // frames up to 1 KiB are cached
+constexpr std::size_t kClasses = 64;  // frames (and a small gather's child records) up to 2 KiB
 constexpr std::uint32_t kMaxPerClass = 64;
 // Per thread: 512 thread_pool workers hold at most 32 MiB between them.
 constexpr std::size_t kMaxCachedBytes = 64 * 1024;

@@ -7,7 +7,7 @@
 // newest child, as oneTBB's own task deques do: a gather waiting for a
 // `limit` slot runs the short child it just queued rather than an older long
 // one, which a thief takes instead. A push is plain stores and a release
-// store, a take one fence, a steal one compare-exchange; a mutex here would
+// store, a take one locked exchange, a steal one compare-exchange; a mutex here would
 // double the cost of a short gather child.
 //
 // The ring grows by doubling; a thief may still be reading an older ring, so
@@ -56,9 +56,10 @@ class ChildQueue {
   bool take(QueuedChild& out) noexcept {
     const std::int64_t b = bottom_.load(std::memory_order_relaxed) - 1;
     Ring* r = ring_.load(std::memory_order_relaxed);
-    bottom_.store(b, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    std::int64_t t = top_.load(std::memory_order_relaxed);
+    // The store must be ordered before the load of top_ (a thief may be
+    // claiming the same child): a locked exchange is cheaper than a fence.
+    bottom_.exchange(b, std::memory_order_seq_cst);
+    std::int64_t t = top_.load(std::memory_order_seq_cst);
     bool got = false;
     if (t <= b) {
       out = r->get(b);
@@ -78,9 +79,8 @@ class ChildQueue {
   /// Any thread: takes the oldest child, or returns false if there is none.
   bool steal(QueuedChild& out) noexcept {
     for (;;) {
-      std::int64_t t = top_.load(std::memory_order_acquire);
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      const std::int64_t b = bottom_.load(std::memory_order_acquire);
+      std::int64_t t = top_.load(std::memory_order_seq_cst);
+      const std::int64_t b = bottom_.load(std::memory_order_seq_cst);
       if (t >= b) return false;
       // Read after the bottom: this ring (or a newer one) holds index t.
       const QueuedChild c = ring_.load(std::memory_order_acquire)->get(t);

@@ -74,8 +74,33 @@ struct Lane {
 };
 thread_local Lane tl_lane;
 
+// A task's child queue, made when it first spawns: most tasks spawn nothing.
+class LazyChildQueue {
+ public:
+  LazyChildQueue() noexcept {}
+  LazyChildQueue(const LazyChildQueue&) = delete;
+  LazyChildQueue& operator=(const LazyChildQueue&) = delete;
+  ~LazyChildQueue() {
+    if (made_) queue_.~ChildQueue();
+  }
+  bool made() const noexcept { return made_; }
+  ChildQueue& get() noexcept {
+    if (!made_) {
+      ::new (static_cast<void*>(&queue_)) ChildQueue;
+      made_ = true;
+    }
+    return queue_;
+  }
+
+ private:
+  union {
+    ChildQueue queue_;
+  };
+  bool made_ = false;
+};
+
 // The child queue of the task running on this thread.
-thread_local ChildQueue* tl_children = nullptr;
+thread_local LazyChildQueue* tl_children = nullptr;
 
 class ThreadPool final : public Executor, private BlockingDriver {
  public:
@@ -117,7 +142,7 @@ class ThreadPool final : public Executor, private BlockingDriver {
   }
 
   void spawn(std::coroutine_handle<> h, detail::Context* ctx) override {
-    ChildQueue& q = *tl_children;
+    ChildQueue& q = tl_children->get();
     Lane& lane = tl_lane;
     if (!q.linked) link(lane, q);
     q.push({h, ctx});
@@ -128,11 +153,15 @@ class ThreadPool final : public Executor, private BlockingDriver {
     if (w.for_children) {
       // Run this task's own children that nobody has started, until the
       // wait ends: waiting without doing so could deadlock (see the top).
-      ChildQueue& q = *tl_children;
-      QueuedChild c;
-      while (w.state.load(std::memory_order_acquire) == detail::Waiter::parked && q.take(c)) {
-        run_task(c.handle, c.ctx);
+      if (tl_children->made()) {
+        ChildQueue& q = tl_children->get();
+        QueuedChild c;
+        while (w.state.load(std::memory_order_acquire) == detail::Waiter::parked && q.take(c)) {
+          run_task(c.handle, c.ctx);
+        }
       }
+      // Every child ran here: no need to go near the parker's mutex.
+      if (w.state.load(std::memory_order_acquire) != detail::Waiter::parked) return false;
     }
     // What is left runs on other threads: block until the waker says so.
     return BlockingDriver::park(w);
@@ -209,8 +238,8 @@ class ThreadPool final : public Executor, private BlockingDriver {
   // Runs one task to its end on this thread: with a blocking driver a
   // coroutine never leaves the thread that resumed it.
   void run_task(std::coroutine_handle<> h, detail::Context* ctx) noexcept {
-    ChildQueue children;
-    ChildQueue* outer = std::exchange(tl_children, &children);
+    LazyChildQueue children;
+    LazyChildQueue* outer = std::exchange(tl_children, &children);
     {
       detail::ScopedCurrent scope(this, ctx);
       h.resume();
@@ -218,7 +247,7 @@ class ThreadPool final : public Executor, private BlockingDriver {
     tl_children = outer;
     // Every gather of the task has joined, so the queue is empty; a thief
     // looks at it only under the lane's lock.
-    if (children.linked) unlink(tl_lane, children);
+    if (children.made() && children.get().linked) unlink(tl_lane, children.get());
   }
 
   static thread_local Run* tl_run;

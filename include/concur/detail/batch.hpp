@@ -85,10 +85,14 @@ class Batch : public Context {
   std::exception_ptr first_failure_;  // guarded by mutex_
   std::mutex callback_mutex_;
   Progress progress_;  // guarded by callback_mutex_
-  // The child records: made on first use, reused through the free list.
-  ChildLink* links_ = nullptr;       // min(total, limit) of them
-  std::size_t links_made_ = 0;       // guarded by mutex_
-  ChildLink* free_links_ = nullptr;  // guarded by mutex_
+  // The child records, at most min(total, limit): made in growing chunks
+  // on first use, reused through the free list. All guarded by mutex_.
+  struct LinkChunk;
+  LinkChunk* chunks_ = nullptr;
+  ChildLink* fresh_ = nullptr;  // never-used records of the newest chunk
+  ChildLink* fresh_end_ = nullptr;
+  std::size_t links_made_ = 0;  // records in all chunks
+  ChildLink* free_links_ = nullptr;
 
  public:
   ~Batch();

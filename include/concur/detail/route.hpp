@@ -19,14 +19,21 @@
 #include <utility>
 
 #include "concur/codec.hpp"
+#include "concur/detail/context.hpp"
 #include "concur/errors.hpp"
 #include "concur/registry.hpp"
 #include "concur/task.hpp"
 
 namespace concur::detail {
 
+/// The driver of the processes executor running on this thread, if any.
+extern constinit thread_local Driver* tl_router_driver;
+
 /// True on a thread where a processes executor is running the parent's tasks.
-bool routing_active() noexcept;
+/// Inline: every gather child's call asks.
+inline bool routing_active() noexcept {
+  return tl_router_driver != nullptr && current_driver() == tl_router_driver;
+}
 
 /// One routed call: its request frame (built here) and its reply.
 struct RemoteRequest {

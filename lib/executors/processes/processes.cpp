@@ -32,9 +32,7 @@ namespace {
 
 class Processes;
 thread_local Processes* tl_router = nullptr;
-// The router's driver: calls are routed only while it is the current driver,
-// so another executor run from inside a parent task keeps its calls local.
-thread_local detail::Driver* tl_router_driver = nullptr;
+using detail::tl_router_driver;
 
 class Processes final : public Executor, private LoopDriver {
  public:
@@ -156,10 +154,9 @@ std::unique_ptr<Executor> make_processes(const Config& c) { return processes::ma
 
 namespace detail {
 
-bool routing_active() noexcept {
-  using executors::processes::tl_router_driver;
-  return tl_router_driver != nullptr && current_driver() == tl_router_driver;
-}
+// The router's driver: calls are routed only while it is the current driver,
+// so another executor run from inside a parent task keeps its calls local.
+constinit thread_local Driver* tl_router_driver = nullptr;
 
 void begin_call_frame(RemoteRequest& req, std::string_view name, std::uint64_t signature) {
   using namespace executors::processes;
