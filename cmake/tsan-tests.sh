@@ -18,10 +18,12 @@ dir="${1:-build-tsan}"
 
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONCUR_SANITIZE=thread \
   -DCONCUR_BUILD_DEMOS=OFF -DCONCUR_BUILD_BENCH=OFF >/dev/null
-cmake --build "$dir" -j2 --target concur_thread_pool_test concur_gather_test concur_gather_stress_test
+cmake --build "$dir" -j2 --target concur_thread_pool_test concur_child_queue_test concur_gather_test \
+  concur_gather_stress_test
 
 # halt_on_error: one report fails the run, with the report on stderr.
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
 "$dir/tests/concur_thread_pool_test"
+"$dir/tests/concur_child_queue_test"
 "$dir/tests/concur_gather_test" --gtest_filter='*thread_pool*'
 "$dir/tests/concur_gather_stress_test" --gtest_filter='*thread_pool*'
