@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 namespace concur::bench {
@@ -39,6 +40,20 @@ inline double best_of(int reps, const std::function<void()>& fn) {
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return best;
+}
+
+/// The shortest wall times of `a` and of `b` over `reps` rounds, each round
+/// running both back to back: on a shared machine a burst of someone else's
+/// load then hits a floor and the measurement it is the floor of alike,
+/// instead of skewing their ratio.
+inline std::pair<double, double> best_of_interleaved(int reps, const std::function<void()>& a,
+                                                     const std::function<void()>& b) {
+  double best_a = 1e300, best_b = 1e300;
+  for (int r = 0; r < reps; ++r) {
+    best_a = std::min(best_a, best_of(1, a));
+    best_b = std::min(best_b, best_of(1, b));
+  }
+  return {best_a, best_b};
 }
 
 /// The integer after flag `name` on the command line, else `fallback`.

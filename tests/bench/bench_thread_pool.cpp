@@ -32,6 +32,7 @@ using concur::Task;
 
 using concur::bench::arg;
 using concur::bench::best_of;
+using concur::bench::best_of_interleaved;
 using concur::bench::noop;
 using concur::bench::skynet;
 
@@ -118,7 +119,7 @@ int main(int argc, char** argv) {
   concur::init(argc, argv);
   const long size = arg(argc, argv, "--size", 1'000'000);
   const long noops = arg(argc, argv, "--noop", 1'000'000);
-  const int reps = static_cast<int>(arg(argc, argv, "--reps", 5));
+  const int reps = static_cast<int>(arg(argc, argv, "--reps", 7));
   const int cpu_tasks = static_cast<int>(arg(argc, argv, "--cpu-tasks", 40));
   const int cpu_ms = static_cast<int>(arg(argc, argv, "--cpu-ms", 50));
   const int cores = tbb::this_task_arena::max_concurrency();
@@ -133,29 +134,32 @@ int main(int argc, char** argv) {
   std::vector<Row> rows;
   const double skynet_tasks = static_cast<double>(size) * 10 / 9;  // every node of the tree
 
-  // Floors, on an arena as wide as the executor's default for CPU work.
+  // Floors, on an arena as wide as the executor's default for CPU work, each
+  // measured in the same rounds as what it is the floor of.
   tbb::task_arena arena(cores);
-  const double floor_sky = best_of(reps, [&] {
-    long out = 0;
-    arena.execute([&] { raw_skynet(out, 0, size); });
-    check("raw skynet", out);
-  });
+  auto pool = executor("thread_pool", cores);
   std::vector<int> sink(static_cast<std::size_t>(noops));
-  const double floor_noop = best_of(reps, [&] { raw_noop_batch(arena, noops, sink); });
+  std::vector<decltype(concur::call(noop, 0))> calls;
+  calls.reserve(static_cast<std::size_t>(noops));
+  for (long i = 0; i < noops; ++i) calls.push_back(concur::call(noop, static_cast<int>(i)));
+  const auto [floor_noop, noop_s] = best_of_interleaved(
+      reps, [&] { raw_noop_batch(arena, noops, sink); },
+      [&] {
+        if (pool->gather(calls).size() != static_cast<std::size_t>(noops)) ++failures;
+      });
+  const auto [floor_sky, sky_s] = best_of_interleaved(
+      reps,
+      [&] {
+        long out = 0;
+        arena.execute([&] { raw_skynet(out, 0, size); });
+        check("raw skynet", out);
+      },
+      [&] { check("thread_pool skynet", pool->run(skynet(0, size))); });
   rows.push_back({fmt::format("raw oneTBB task_group no-op batch {} (floor)", noops), floor_noop,
                   floor_noop / static_cast<double>(noops) * 1e9, "1.00x floor"});
   rows.push_back({fmt::format("raw oneTBB skynet {} (floor)", size), floor_sky,
                   floor_sky / skynet_tasks * 1e9, "1.00x floor"});
 
-  auto pool = executor("thread_pool", cores);
-  std::vector<decltype(concur::call(noop, 0))> calls;
-  calls.reserve(static_cast<std::size_t>(noops));
-  for (long i = 0; i < noops; ++i) calls.push_back(concur::call(noop, static_cast<int>(i)));
-  const double noop_s = best_of(reps, [&] {
-    if (pool->gather(calls).size() != static_cast<std::size_t>(noops)) ++failures;
-  });
-  const double sky_s =
-      best_of(reps, [&] { check("thread_pool skynet", pool->run(skynet(0, size))); });
   const double noop_ratio = noop_s / floor_noop;
   const double sky_ratio = sky_s / floor_sky;
   rows.push_back({fmt::format("thread_pool gather of {} no-op tasks", noops), noop_s,
@@ -173,8 +177,8 @@ int main(int argc, char** argv) {
   (void)hash_for(std::chrono::milliseconds(1));  // calibrate outside the timings
   auto seq = executor("sequential", 0);
   const int cpu_reps = std::max(1, reps / 2);
-  const double seq_s = best_of(cpu_reps, [&] { (void)seq->gather(cpu_calls); });
-  const double par_s = best_of(cpu_reps, [&] { (void)pool->gather(cpu_calls); });
+  const auto [seq_s, par_s] = best_of_interleaved(
+      cpu_reps, [&] { (void)seq->gather(cpu_calls); }, [&] { (void)pool->gather(cpu_calls); });
   const double speedup = seq_s / par_s;
   rows.push_back({fmt::format("sequential {} x {} ms hashing (floor)", cpu_tasks, cpu_ms), seq_s,
                   seq_s / cpu_tasks * 1e9, "1.00x"});
