@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <concur/concur.hpp>
+#include <concur/detail/context.hpp>  // current_driver(): which executor runs a task
 #include <cstdint>
 #include <mutex>
 #include <numeric>
@@ -195,6 +196,51 @@ TEST(ThreadPool, NestedSkynetWithFewWorkersCompletes) {
 TEST(ThreadPool, NestedGatherOnASingleWorkerCompletes) {
   auto ex = pool(1);
   EXPECT_EQ(ex->run(skynet(0, 10'000, 10)), 49'995'000L);
+}
+
+// The drivers (executors) that ran a tree's tasks.
+struct Drivers {
+  std::mutex mutex;
+  std::set<const void*> seen;
+  void record() {
+    std::lock_guard lock(mutex);
+    seen.insert(concur::detail::current_driver());
+  }
+};
+
+// Skynet whose every task records the driver running it.
+Task<long> traced_skynet(Drivers* d, long num, long size) {
+  d->record();
+  if (size == 1) co_return num;
+  std::vector<decltype(concur::call(traced_skynet, d, 0L, 0L))> calls;
+  for (long i = 0; i < 10; ++i) {
+    calls.push_back(concur::call(traced_skynet, d, num + i * (size / 10), size / 10));
+  }
+  std::vector<long> parts = co_await concur::gather(std::move(calls));
+  co_return std::accumulate(parts.begin(), parts.end(), 0L);
+}
+
+// Runs a whole tree on another thread_pool, blocking this task's thread.
+Task<long> skynet_on(concur::Executor* other, Drivers* d) {
+  co_return other->run(traced_skynet(d, 0, 100'000));
+}
+
+TEST(ThreadPool, AnotherPoolRunInsideATaskKeepsItsChildrenToItself) {
+  // The calling thread takes the inner run (its newest child) itself, while
+  // an idle outer thread steals the older sibling and then looks for more
+  // on the calling thread: it finds the inner pool's children queued there
+  // and must leave them alone, or they would run under the outer executor.
+  auto outer = pool(3);
+  auto inner = pool(2);
+  for (int round = 0; round < 10; ++round) {
+    Drivers drivers;
+    auto [a, b] = outer->gather(concur::call(skynet, 0L, 1'000L, 10L),
+                                concur::call(skynet_on, inner.get(), &drivers));
+    EXPECT_EQ(a, 499'500L);
+    EXPECT_EQ(b, 4'999'950'000L);
+    EXPECT_EQ(drivers.seen.size(), 1u)
+        << "the inner tree ran under more than one executor (round " << round << ")";
+  }
 }
 
 TEST(ThreadPool, NestedGatherWhoseLeavesBlockDoesNotDeadlock) {

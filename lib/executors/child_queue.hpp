@@ -102,6 +102,10 @@ class ChildQueue {
   ChildQueue* outer = nullptr;
   ChildQueue* inner = nullptr;
   bool linked = false;
+  /// The executor whose task owns the queue: a thread_pool task may run
+  /// another thread_pool's run() on its thread, and each pool's threads
+  /// must steal only their own pool's children.
+  const void* pool = nullptr;
 
  private:
   // Plain fields read and written through std::atomic_ref: an array of

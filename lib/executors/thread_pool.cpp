@@ -69,7 +69,9 @@ struct Lane {
   ChildQueue* innermost = nullptr;
   // A puller for this lane was spawned and has not started: another one
   // would only find the same children. At most one is pending per lane, so
-  // pullers that find nothing left stay few, however many batches ran.
+  // pullers that find nothing left stay few, however many batches ran. (A
+  // thread_pool run nested inside another's task shares the flag: its
+  // children may then wait for their owner until the other's puller starts.)
   std::atomic<bool> puller_pending{false};
 };
 thread_local Lane tl_lane;
@@ -144,7 +146,7 @@ class ThreadPool final : public Executor, private BlockingDriver {
   void spawn(std::coroutine_handle<> h, detail::Context* ctx) override {
     ChildQueue& q = tl_children->get();
     Lane& lane = tl_lane;
-    if (!q.linked) link(lane, q);
+    if (!q.linked) link(lane, q, this);
     q.push({h, ctx});
     offer(lane);
   }
@@ -200,9 +202,9 @@ class ThreadPool final : public Executor, private BlockingDriver {
       {
         std::lock_guard guard(lane.lock);
         ChildQueue* q = lane.outermost;
-        while (q != nullptr && !q->steal(c)) q = q->inner;
+        while (q != nullptr && (q->pool != this || !q->steal(c))) q = q->inner;
         if (q == nullptr) break;
-        for (; q != nullptr && !more; q = q->inner) more = !q->empty();
+        for (; q != nullptr && !more; q = q->inner) more = q->pool == this && !q->empty();
       }
       if (more) offer(lane);
       run_task(c.handle, c.ctx);
@@ -211,10 +213,11 @@ class ThreadPool final : public Executor, private BlockingDriver {
   }
 
   // Puts `q` on its thread's lane, innermost, where pullers can see it.
-  static void link(Lane& lane, ChildQueue& q) noexcept {
+  static void link(Lane& lane, ChildQueue& q, const ThreadPool* pool) noexcept {
     std::lock_guard guard(lane.lock);
     q.outer = lane.innermost;
     q.inner = nullptr;
+    q.pool = pool;
     if (lane.innermost != nullptr) {
       lane.innermost->inner = &q;
     } else {
