@@ -60,6 +60,8 @@ namespace detail {
 template <class T>
 using Slot = std::optional<Result<T>>;
 template <class T>
+using Slots = std::vector<Slot<T>, FrameAllocator<Slot<T>>>;
+template <class T>
 using CompletionHook = std::function<void(std::size_t, Result<T>&&)>;
 template <class T>
 using unit_if_void_t = std::conditional_t<std::is_void_v<T>, Unit, T>;
@@ -128,7 +130,7 @@ std::exception_ptr store_outcome(TaskPromise<T>& p, Slot<T>& slot) noexcept {
 template <class V, class T>
 class RangeChildren final : public ChildFactory {
  public:
-  RangeChildren(V& view, std::vector<Slot<T>>& slots, Batch& batch, CompletionHook<T>* hook)
+  RangeChildren(V& view, Slots<T>& slots, Batch& batch, CompletionHook<T>* hook)
       : view_(view), slots_(slots), batch_(batch), hook_(hook) {}
   std::coroutine_handle<> make(std::size_t i, ChildLink& link) override {
     using C = std::ranges::range_value_t<V>;
@@ -162,7 +164,7 @@ class RangeChildren final : public ChildFactory {
     return std::ranges::begin(view_)[static_cast<std::ranges::range_difference_t<V>>(i)];
   }
   V& view_;
-  std::vector<Slot<T>>& slots_;
+  Slots<T>& slots_;
   Batch& batch_;
   CompletionHook<T>* hook_;
 };
@@ -216,7 +218,7 @@ auto gather_range(V view, GatherOptions options, CompletionHook<range_value_t<V>
   using T = range_value_t<V>;
   detail::check_routable(view);  // processes: every call registered, before any runs
   const std::size_t n = std::ranges::size(view);
-  std::vector<Slot<T>> slots(n);
+  Slots<T> slots(n);
   Batch batch(n, options, Mode);
   RangeChildren<V, T> children(view, slots, batch, hook);
   co_await run_batch(batch, children);

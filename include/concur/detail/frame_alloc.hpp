@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <new>
 
 namespace concur::detail {
 
@@ -21,6 +22,25 @@ struct FrameAllocated {
   static void* operator new(std::size_t size) { return allocate_frame(size); }
   static void operator delete(void* frame, std::size_t size) noexcept {
     deallocate_frame(frame, size);
+  }
+};
+
+/// A std allocator over the same cache: for a gather's per-input storage,
+/// made and freed once per gather, often with a handful of inputs.
+template <class T>
+struct FrameAllocator {
+  using value_type = T;
+  FrameAllocator() noexcept = default;
+  template <class U>
+  FrameAllocator(const FrameAllocator<U>&) noexcept {}  // NOLINT: rebinding
+  T* allocate(std::size_t n) {
+    if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_array_new_length();
+    return static_cast<T*>(allocate_frame(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) noexcept { deallocate_frame(p, n * sizeof(T)); }
+  template <class U>
+  bool operator==(const FrameAllocator<U>&) const noexcept {
+    return true;
   }
 };
 
