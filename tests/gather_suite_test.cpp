@@ -265,6 +265,52 @@ TEST_P(GatherSuite, RangeThatMakesItsCallsOnTheFlyKeepsThem) {
   }
 }
 
+Task<int> hold_thread(int i) {
+  std::this_thread::sleep_for(100ms);  // holds its thread (and a one-thread loop)
+  co_return i;
+}
+
+TEST_P(GatherSuite, ACallMadeOnTheFlyKeepsItsNameWhenItTimesOutBeforeStarting) {
+  // More inputs than thread_pool has threads, each holding its thread: the
+  // queued ones time out before they start, and their errors name the call
+  // as for a stored range. (The other executors here start each child as it
+  // is made, so theirs all start in time.)
+  auto make = [](int i) { return concur::call(hold_thread, i).named("holder"); };
+  auto view = std::views::iota(0, 8) | std::views::transform(make);
+  auto rs = ex_->gather_settled(view, {.timeout = 30ms});
+  ASSERT_EQ(rs.size(), 8u);
+  std::size_t failed = 0;
+  for (const auto& r : rs) {
+    if (r.ok()) continue;
+    ++failed;
+    EXPECT_NE(r.error().message().find("(in 'holder')"), std::string::npos) << r.error().message();
+  }
+  if (GetParam().executor == "thread_pool") EXPECT_GT(failed, 0u) << "no input timed out queued";
+}
+
+Task<int> wait_then_hold(int i) {
+  co_await concur::sleep_for(1ms);
+  std::this_thread::sleep_for(150ms);  // the last leg stalls a shared thread
+  co_return i;
+}
+
+TEST_P(GatherSuite, AStallInTheLastLegOfACallMadeOnTheFlyIsReportedByItsName) {
+  // The report is made after the leg, when the child's frame (which held
+  // the call) is already gone.
+  std::mutex mutex;
+  std::vector<std::string> names;
+  ex_->on_stall([&](const concur::StallReport& r) {
+    std::lock_guard lock(mutex);
+    names.push_back(r.task);
+  });
+  auto make = [](int i) { return concur::call(wait_then_hold, i).named("wait-then-hold"); };
+  auto view = std::views::iota(0, 2) | std::views::transform(make);
+  EXPECT_EQ(ex_->gather(view), (std::vector<int>{0, 1}));
+  std::lock_guard lock(mutex);
+  if (ex_->detects_stalls()) EXPECT_FALSE(names.empty());
+  for (const auto& n : names) EXPECT_EQ(n, "wait-then-hold");
+}
+
 TEST_P(GatherSuite, ARangeThatThrowsFailsThatInputAndJoinsTheRest) {
   std::vector<decltype(concur::call(value_after, 1ms, 0))> stored;
   for (int i = 0; i < 10; ++i) stored.push_back(concur::call(value_after, 20ms, i));

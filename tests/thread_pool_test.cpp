@@ -243,6 +243,31 @@ TEST(ThreadPool, AnotherPoolRunInsideATaskKeepsItsChildrenToItself) {
   }
 }
 
+// Gathers 8 sleeps of 100 ms on `other`, timing them.
+Task<long> timed_sleeps_on(concur::Executor* other, Clock::duration* took) {
+  Occupancy o;
+  std::vector<decltype(concur::call(library_sleep, &o, 100ms, 0))> calls(
+      8, concur::call(library_sleep, &o, 100ms, 0));
+  const auto t0 = Clock::now();
+  const auto r = other->gather(calls);
+  *took = Clock::now() - t0;
+  co_return static_cast<long>(r.size());
+}
+
+TEST(ThreadPool, AnotherPoolRunInsideATaskKeepsItsParallelism) {
+  // The outer pool's puller for the calling thread is still pending (its
+  // other thread is asleep) when the inner pool queues its children there:
+  // the inner pool must still spread them over its own 8 threads.
+  auto outer = pool(2);
+  auto inner = pool(8);
+  Occupancy o;
+  Clock::duration took{};
+  (void)outer->gather(concur::call(library_sleep, &o, 400ms, 0),
+                      concur::call(library_sleep, &o, 400ms, 0),
+                      concur::call(timed_sleeps_on, inner.get(), &took));
+  EXPECT_LT(took, 300ms) << "8 x 100 ms sleeps on an 8-thread pool ran one after another";
+}
+
 TEST(ThreadPool, NestedGatherWhoseLeavesBlockDoesNotDeadlock) {
   // 4^4 = 256 sleeping leaves under 85 waiting parents, on 2 threads, with a
   // `limit` so parents also wait for slots.

@@ -30,6 +30,7 @@
 
 #include "concur/call.hpp"
 #include "concur/detail/batch.hpp"
+#include "concur/errors.hpp"
 #include "concur/options.hpp"
 #include "concur/result.hpp"
 #include "concur/task.hpp"
@@ -88,18 +89,17 @@ CallName call_name(const C& c) {
 
 // Hands `task` to the batch as the child recorded in `link`.
 template <class T>
-std::coroutine_handle<> adopt_child(Task<T> task, ChildLink& link) noexcept {
+std::coroutine_handle<> adopt_child(Task<T> task, ChildLink& link) {
+  if (!task.valid()) throw UsageError("concur: a call given to gather returned an empty Task");
   auto h = task.release();
   h.promise().child = &link;
   return h;
 }
 
 // The child of a range that yields its calls by value (e.g. a transform
-// view): this frame keeps the call, whose task may refer to it, and names
-// the child after it.
+// view): this frame keeps the call, whose task may refer to it.
 template <class C, class T>
 Task<T> keep_call(C call) {
-  current_context()->set_name(call_name(call));
   if constexpr (std::is_void_v<T>) {
     co_await call();
   } else {
@@ -139,7 +139,10 @@ class RangeChildren final : public ChildFactory {
       link.ctx.set_name(call_name(c));
       return adopt_child(c(), link);
     } else {
-      return adopt_child(keep_call<C, T>(C(at(i))), link);
+      C c(at(i));
+      link.kept_name = call_name(c)();
+      link.name_from_kept();
+      return adopt_child(keep_call<C, T>(std::move(c)), link);
     }
   }
   std::exception_ptr finish(ChildLink& link, void* promise) noexcept override {

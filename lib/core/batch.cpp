@@ -230,25 +230,39 @@ Task<void> run_batch(Batch& b, ChildFactory& f) {
     const std::size_t burst = b.options_.timeout.count() > 0 ? 1 : kBurst;
     ChildLink* links[kBurst];
     std::size_t got = 0;
+    std::exception_ptr no_record;
     for (;;) {
       if (b.stop_requested()) break;
       {
         std::lock_guard lock(b.mutex_);
         if (b.stop_reason() != StopReason::none) break;
         if (b.running_ < b.limit_) {
-          got = std::min({b.limit_ - b.running_, b.total_ - i, burst});
-          for (std::size_t k = 0; k < got; ++k) {
+          const std::size_t want = std::min({b.limit_ - b.running_, b.total_ - i, burst});
+          for (; got < want; ++got) {
+            void* record;
+            try {
+              record = b.take_link_locked();
+            } catch (...) {
+              // No memory for more records: start those reserved so far;
+              // with none, the input fails below like an unmade child.
+              no_record = std::current_exception();
+              break;
+            }
             // Constructed in place field by field: value-initialising a
             // record first would zero it with a slow string store.
-            links[k] =
-                ::new (b.take_link_locked()) ChildLink(&b, b.options_.timeout, i + k, &f, &b);
-            b.adopt_locked(links[k]->ctx);
+            links[got] = ::new (record) ChildLink(&b, b.options_.timeout, i + got, &f, &b);
+            b.adopt_locked(links[got]->ctx);
           }
           b.running_ += got;
           break;
         }
       }
       co_await BatchWait(b, b.mutex_, b.waiter_, b.running_, b.limit_, b.waiting_, false);
+    }
+    if (got == 0 && no_record) {
+      fail_unstarted(b, f, i, no_record);
+      ++i;
+      continue;
     }
     if (got == 0) break;
     for (std::size_t k = 0; k < got; ++k, ++i) {

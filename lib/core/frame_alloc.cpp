@@ -9,8 +9,10 @@ namespace concur::detail {
 
 // ThreadSanitizer tracks memory handed out by malloc, which it intercepts;
 // tbbmalloc is not instrumented, so a frame reusing another thread's freed
-// block would look like a race. Sanitized builds use the standard allocator.
-#if defined(__SANITIZE_THREAD__)
+// block would look like a race. AddressSanitizer would not see a frame used
+// after it went back to the cache below. Sanitized builds use the standard
+// allocator.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 void* allocate_frame(std::size_t size) { return ::operator new(size); }
 void deallocate_frame(void* frame, std::size_t size) noexcept { ::operator delete(frame, size); }
 #else

@@ -102,10 +102,8 @@ class ChildQueue {
   ChildQueue* outer = nullptr;
   ChildQueue* inner = nullptr;
   bool linked = false;
-  /// The executor whose task owns the queue: a thread_pool task may run
-  /// another thread_pool's run() on its thread, and each pool's threads
-  /// must steal only their own pool's children.
-  const void* pool = nullptr;
+  /// The thread_pool lane (per thread and pool) the queue is linked on.
+  void* lane = nullptr;
 
  private:
   // Plain fields read and written through std::atomic_ref: an array of
@@ -139,7 +137,7 @@ class ChildQueue {
   Ring* grow(Ring* r, std::int64_t top, std::int64_t bottom) {
     auto bigger = std::make_unique<Ring>();
     bigger->mask = r->mask * 2 + 1;
-    bigger->owned.reset(new Slot[bigger->mask + 1]);
+    bigger->owned.reset(new Slot[bigger->mask + 1]());
     bigger->slots = bigger->owned.get();
     for (std::int64_t i = top; i < bottom; ++i) bigger->put(i, r->get(i));
     bigger->older = std::move(grown_);

@@ -36,9 +36,11 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include "executors/blocking_driver.hpp"
 #include "executors/child_queue.hpp"
@@ -60,21 +62,62 @@ namespace concur::executors {
 
 namespace {
 
-// One OS thread's share of the pool's queued work: the child queues of the
-// tasks nested on it (a task waiting for children runs them inline, so tasks
-// nest strictly), outermost first, and whether a puller for it is pending.
+// One OS thread's share of one pool's queued work: the child queues of the
+// pool's tasks nested on it (a task waiting for children runs them inline,
+// so tasks nest strictly), outermost first, and whether a puller for it is
+// pending. Per pool, as a thread_pool task may run another pool's run() on
+// its thread: each pool's threads take only their own pool's children, and
+// one pool's pending puller must not hold back the other's.
 struct Lane {
-  detail::NodeLock lock;  // guards the links below and thieves' pops
+  detail::NodeLock lock;       // guards the links below and thieves' pops
+  const void* pool = nullptr;  // whose lane it is now (an idle lane may change pools)
   ChildQueue* outermost = nullptr;
   ChildQueue* innermost = nullptr;
   // A puller for this lane was spawned and has not started: another one
   // would only find the same children. At most one is pending per lane, so
-  // pullers that find nothing left stay few, however many batches ran. (A
-  // thread_pool run nested inside another's task shares the flag: its
-  // children may then wait for their owner until the other's puller starts.)
+  // pullers that find nothing left stay few, however many batches ran.
   std::atomic<bool> puller_pending{false};
+
+  bool idle() const noexcept {
+    return outermost == nullptr && !puller_pending.load(std::memory_order_acquire);
+  }
 };
-thread_local Lane tl_lane;
+
+// This thread's lanes, one per pool it has spawned children for: almost
+// always one. The last one used is cached in plain thread-locals, as a
+// thread_local with a destructor costs a guard on every use.
+constinit thread_local const void* tl_lane_pool = nullptr;
+constinit thread_local Lane* tl_lane = nullptr;
+thread_local std::vector<std::pair<const void*, std::unique_ptr<Lane>>> tl_all_lanes;
+
+Lane& find_lane(const void* pool) {
+  Lane* found = nullptr;
+  for (auto& [p, lane] : tl_all_lanes) {
+    if (p == pool) found = lane.get();
+  }
+  // An idle lane (nothing queued, no puller pending: every run waits for
+  // its pullers) is free to serve another pool, e.g. a new pool made at a
+  // dead one's address.
+  for (auto& [p, lane] : tl_all_lanes) {
+    if (found == nullptr && lane->idle()) {
+      p = pool;
+      found = lane.get();
+    }
+  }
+  if (found == nullptr) {
+    found = tl_all_lanes.emplace_back(pool, std::make_unique<Lane>()).second.get();
+  }
+  {
+    // A puller of the lane's previous pool checks this before taking anything.
+    std::lock_guard guard(found->lock);
+    found->pool = pool;
+  }
+  tl_lane_pool = pool;
+  tl_lane = found;
+  return *found;
+}
+
+inline Lane& lane_of(const void* pool) { return pool == tl_lane_pool ? *tl_lane : find_lane(pool); }
 
 // A task's child queue, made when it first spawns: most tasks spawn nothing.
 class LazyChildQueue {
@@ -145,8 +188,8 @@ class ThreadPool final : public Executor, private BlockingDriver {
 
   void spawn(std::coroutine_handle<> h, detail::Context* ctx) override {
     ChildQueue& q = tl_children->get();
-    Lane& lane = tl_lane;
-    if (!q.linked) link(lane, q, this);
+    Lane& lane = lane_of(this);
+    if (!q.linked) link(lane, q);
     q.push({h, ctx});
     offer(lane);
   }
@@ -201,10 +244,11 @@ class ThreadPool final : public Executor, private BlockingDriver {
       bool more = false;
       {
         std::lock_guard guard(lane.lock);
+        if (lane.pool != this) break;  // the lane went idle and now serves another pool
         ChildQueue* q = lane.outermost;
-        while (q != nullptr && (q->pool != this || !q->steal(c))) q = q->inner;
+        while (q != nullptr && !q->steal(c)) q = q->inner;
         if (q == nullptr) break;
-        for (; q != nullptr && !more; q = q->inner) more = q->pool == this && !q->empty();
+        for (; q != nullptr && !more; q = q->inner) more = !q->empty();
       }
       if (more) offer(lane);
       run_task(c.handle, c.ctx);
@@ -213,11 +257,11 @@ class ThreadPool final : public Executor, private BlockingDriver {
   }
 
   // Puts `q` on its thread's lane, innermost, where pullers can see it.
-  static void link(Lane& lane, ChildQueue& q, const ThreadPool* pool) noexcept {
+  static void link(Lane& lane, ChildQueue& q) noexcept {
     std::lock_guard guard(lane.lock);
     q.outer = lane.innermost;
     q.inner = nullptr;
-    q.pool = pool;
+    q.lane = &lane;
     if (lane.innermost != nullptr) {
       lane.innermost->inner = &q;
     } else {
@@ -250,7 +294,8 @@ class ThreadPool final : public Executor, private BlockingDriver {
     tl_children = outer;
     // Every gather of the task has joined, so the queue is empty; a thief
     // looks at it only under the lane's lock.
-    if (children.made() && children.get().linked) unlink(tl_lane, children.get());
+    if (children.made() && children.get().linked)
+      unlink(*static_cast<Lane*>(children.get().lane), children.get());
   }
 
   static thread_local Run* tl_run;

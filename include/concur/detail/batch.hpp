@@ -14,6 +14,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <string_view>
 
 #include "concur/detail/context.hpp"
 #include "concur/detail/frame_alloc.hpp"
@@ -43,6 +44,16 @@ struct ChildLink {
   ChildFactory* factory = nullptr;
   Batch* batch = nullptr;
   ChildLink* next_free = nullptr;
+  // The name of a call made on the fly, resolved when the child is made:
+  // the call itself lives in the child's frame, which is gone before a
+  // stall report or the end of a cancelled child may ask for it.
+  std::string_view kept_name;
+
+  /// Names the child after `kept_name`.
+  void name_from_kept() noexcept {
+    ctx.set_name(CallName{&kept_name,
+                          [](const void* p) { return *static_cast<const std::string_view*>(p); }});
+  }
 };
 
 class Batch : public Context {
