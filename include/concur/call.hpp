@@ -114,7 +114,10 @@ requires std::invocable < const std::decay_t<F>
                                                       std::forward<Args>(args)...);
 }
 
-/// Anything that, invoked with no arguments, returns a concur::Task.
+/// Anything that, invoked with no arguments, returns a concur::Task. A
+/// gather invokes it when it makes that input's child, on the gathering
+/// task's thread, so the work belongs in the task it returns (as with
+/// concur::call, whose factory only makes the coroutine frame).
 template <class C>
 concept TaskFactory = std::invocable<const C&> && is_task_v<std::invoke_result_t<const C&>>;
 
