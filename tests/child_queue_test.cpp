@@ -78,14 +78,13 @@ TEST(ChildQueue, UnderContentionEveryChildIsTakenExactlyOnce) {
   auto thief = [&] {
     QueuedChild c;
     for (;;) {
+      // Read before the steal: once the owner is done, an empty queue stays empty.
+      const bool owner_done = done.load(std::memory_order_acquire);
       if (q.steal(c)) {
         seen[f.index_of(c)].fetch_add(1, std::memory_order_relaxed);
         stolen.fetch_add(1, std::memory_order_relaxed);
-      } else if (done.load(std::memory_order_acquire)) {
-        // One last look: the owner may have pushed just before finishing.
-        if (!q.steal(c)) return;
-        seen[f.index_of(c)].fetch_add(1, std::memory_order_relaxed);
-        stolen.fetch_add(1, std::memory_order_relaxed);
+      } else if (owner_done) {
+        return;
       }
     }
   };

@@ -285,7 +285,9 @@ TEST_P(GatherSuite, ACallMadeOnTheFlyKeepsItsNameWhenItTimesOutBeforeStarting) {
     ++failed;
     EXPECT_NE(r.error().message().find("(in 'holder')"), std::string::npos) << r.error().message();
   }
-  if (GetParam().executor == "thread_pool") EXPECT_GT(failed, 0u) << "no input timed out queued";
+  if (GetParam().executor == "thread_pool") {
+    EXPECT_GT(failed, 0u) << "no input timed out queued";
+  }
 }
 
 Task<int> wait_then_hold(int i) {
@@ -307,7 +309,9 @@ TEST_P(GatherSuite, AStallInTheLastLegOfACallMadeOnTheFlyIsReportedByItsName) {
   auto view = std::views::iota(0, 2) | std::views::transform(make);
   EXPECT_EQ(ex_->gather(view), (std::vector<int>{0, 1}));
   std::lock_guard lock(mutex);
-  if (ex_->detects_stalls()) EXPECT_FALSE(names.empty());
+  if (ex_->detects_stalls()) {
+    EXPECT_FALSE(names.empty());
+  }
   for (const auto& n : names) EXPECT_EQ(n, "wait-then-hold");
 }
 

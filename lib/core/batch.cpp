@@ -81,6 +81,12 @@ void* Batch::take_link_locked() {
   return fresh_++;
 }
 
+void Batch::free_link_locked(ChildLink& link) noexcept {
+  release_locked(link.ctx);
+  link.next_free = free_links_;
+  free_links_ = &link;
+}
+
 void Batch::child_finished(ChildLink& child, const std::exception_ptr& error) noexcept {
   if (counts_progress_) {
     std::lock_guard cb(callback_mutex_);
@@ -93,9 +99,7 @@ void Batch::child_finished(ChildLink& child, const std::exception_ptr& error) no
   bool cancel_siblings = false;
   {
     std::lock_guard lock(mutex_);
-    release_locked(child.ctx);
-    child.next_free = free_links_;
-    free_links_ = &child;
+    free_link_locked(child);
     if (error && mode_ == GatherMode::fail_fast && !first_failure_) {
       first_failure_ = error;
       cancel_siblings = true;  // still counted as running: the batch cannot end under us
@@ -210,11 +214,7 @@ Task<void> run_batch(Batch& b, ChildFactory& f) {
   auto unreserve = [&b](ChildLink* const* links, std::size_t n) noexcept {
     if (n == 0) return;
     std::lock_guard lock(b.mutex_);
-    for (std::size_t k = 0; k < n; ++k) {
-      b.release_locked(links[k]->ctx);
-      links[k]->next_free = b.free_links_;
-      b.free_links_ = links[k];
-    }
+    for (std::size_t k = 0; k < n; ++k) b.free_link_locked(*links[k]);
     b.running_ -= n;
   };
 

@@ -7,8 +7,8 @@
 // newest child, as oneTBB's own task deques do: a gather waiting for a
 // `limit` slot runs the short child it just queued rather than an older long
 // one, which a thief takes instead. A push is plain stores and a release
-// store, a take one locked exchange, a steal one compare-exchange; a mutex here would
-// double the cost of a short gather child.
+// store, a take one locked exchange, a steal one compare-exchange; a mutex
+// here would double the cost of a short gather child.
 //
 // The ring grows by doubling; a thief may still be reading an older ring, so
 // old rings are kept until the deque dies. A thief reads a slot before
@@ -101,8 +101,8 @@ class ChildQueue {
   /// thread; kept by the thread_pool under its lane's lock.
   ChildQueue* outer = nullptr;
   ChildQueue* inner = nullptr;
-  bool linked = false;
-  /// The thread_pool lane (per thread and pool) the queue is linked on.
+  /// The thread_pool lane (per thread and pool) the queue is linked on;
+  /// null until its task first spawns.
   void* lane = nullptr;
 
  private:

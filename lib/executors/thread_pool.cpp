@@ -46,8 +46,8 @@
 #include "executors/child_queue.hpp"
 
 // ThreadSanitizer cannot see inside libtbb, which is not instrumented: the
-// hand-off of a child to the thread that runs it and the end of a child wait
-// are told to it explicitly. Nothing in other builds.
+// hand-off of a lane to the puller that a oneTBB thread runs is told to it
+// explicitly. Nothing in other builds.
 #if defined(__SANITIZE_THREAD__)
 extern "C" void __tsan_acquire(void* addr);
 extern "C" void __tsan_release(void* addr);
@@ -98,10 +98,10 @@ Lane& find_lane(const void* pool) {
   // An idle lane (nothing queued, no puller pending: every run waits for
   // its pullers) is free to serve another pool, e.g. a new pool made at a
   // dead one's address.
-  for (auto& [p, lane] : tl_all_lanes) {
-    if (found == nullptr && lane->idle()) {
-      p = pool;
-      found = lane.get();
+  for (auto it = tl_all_lanes.begin(); found == nullptr && it != tl_all_lanes.end(); ++it) {
+    if (it->second->idle()) {
+      it->first = pool;
+      found = it->second.get();
     }
   }
   if (found == nullptr) {
@@ -167,21 +167,17 @@ class ThreadPool final : public Executor, private BlockingDriver {
   // which is exactly what a thread pool promises.
 
  private:
-  // The pullers of one run(): run_root waits for them, as a puller still
-  // queued points at a thread's Lane and at this executor.
-  struct Run {
-    tbb::task_group pullers;
-  };
-
   void run_root(std::coroutine_handle<> root, detail::Context& ctx) override {
-    Run run;
+    // The pullers of this run: waited for before returning, as a puller
+    // still queued points at a thread's Lane and at this executor.
+    tbb::task_group pullers;
     arena_.execute([&] {
-      Run* outer = std::exchange(tl_run, &run);
+      tbb::task_group* outer = std::exchange(tl_pullers, &pullers);
       run_task(root, &ctx);
       // Every child has ended; a puller still queued (at most one per lane)
       // finds nothing to do. (One run at a time: see Executor.)
-      run.pullers.wait();
-      tl_run = outer;
+      pullers.wait();
+      tl_pullers = outer;
     });
     if (!root.done()) throw std::logic_error("concur: thread_pool root task did not finish");
   }
@@ -189,7 +185,7 @@ class ThreadPool final : public Executor, private BlockingDriver {
   void spawn(std::coroutine_handle<> h, detail::Context* ctx) override {
     ChildQueue& q = tl_children->get();
     Lane& lane = lane_of(this);
-    if (!q.linked) link(lane, q);
+    if (q.lane == nullptr) link(lane, q);
     q.push({h, ctx});
     offer(lane);
   }
@@ -221,12 +217,12 @@ class ThreadPool final : public Executor, private BlockingDriver {
         lane.puller_pending.exchange(true, std::memory_order_acq_rel)) {
       return;
     }
-    Run* run = tl_run;
+    tbb::task_group* pullers = tl_pullers;
     CONCUR_TSAN_RELEASE(&lane);
     try {
-      run->pullers.run([this, &lane, run] {
+      pullers->run([this, &lane, pullers] {
         CONCUR_TSAN_ACQUIRE(&lane);
-        pull(lane, run);
+        pull(lane, pullers);
       });
     } catch (...) {
       lane.puller_pending.store(false, std::memory_order_release);
@@ -236,8 +232,8 @@ class ThreadPool final : public Executor, private BlockingDriver {
   // A oneTBB task an idle thread took: runs children queued on `lane`, the
   // outermost (largest) first, until none is left, letting the next idle
   // thread in before each.
-  void pull(Lane& lane, Run* run) noexcept {
-    Run* outer = std::exchange(tl_run, run);
+  void pull(Lane& lane, tbb::task_group* pullers) noexcept {
+    tbb::task_group* outer = std::exchange(tl_pullers, pullers);
     lane.puller_pending.store(false, std::memory_order_seq_cst);
     for (;;) {
       QueuedChild c;
@@ -253,7 +249,7 @@ class ThreadPool final : public Executor, private BlockingDriver {
       if (more) offer(lane);
       run_task(c.handle, c.ctx);
     }
-    tl_run = outer;
+    tl_pullers = outer;
   }
 
   // Puts `q` on its thread's lane, innermost, where pullers can see it.
@@ -268,7 +264,6 @@ class ThreadPool final : public Executor, private BlockingDriver {
       lane.outermost = &q;
     }
     lane.innermost = &q;
-    q.linked = true;
   }
 
   // Takes `q` (the innermost, as tasks nest) off its lane.
@@ -294,18 +289,19 @@ class ThreadPool final : public Executor, private BlockingDriver {
     tl_children = outer;
     // Every gather of the task has joined, so the queue is empty; a thief
     // looks at it only under the lane's lock.
-    if (children.made() && children.get().linked)
+    if (children.made() && children.get().lane != nullptr)
       unlink(*static_cast<Lane*>(children.get().lane), children.get());
   }
 
-  static thread_local Run* tl_run;
+  // The pullers of the run this thread works for.
+  static thread_local tbb::task_group* tl_pullers;
 
   const int workers_;
   std::optional<tbb::global_control> more_threads_;
   tbb::task_arena arena_;
 };
 
-thread_local ThreadPool::Run* ThreadPool::tl_run = nullptr;
+thread_local tbb::task_group* ThreadPool::tl_pullers = nullptr;
 
 }  // namespace
 

@@ -31,7 +31,6 @@
 using concur::Task;
 
 using concur::bench::arg;
-using concur::bench::best_of;
 using concur::bench::best_of_interleaved;
 using concur::bench::noop;
 using concur::bench::skynet;

@@ -59,6 +59,9 @@ struct ChildLink {
 class Batch : public Context {
  public:
   Batch(std::size_t total, const GatherOptions& options, GatherMode mode);
+  ~Batch();
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
 
   std::size_t total() const noexcept { return total_; }
   const GatherOptions& options() const noexcept { return options_; }
@@ -81,6 +84,8 @@ class Batch : public Context {
   /// Storage for the record of a child about to start (free or never
   /// used); the caller holds mutex_ and constructs the record in it.
   void* take_link_locked();
+  /// Unlinks a child's context and puts its record back; mutex_ is held.
+  void free_link_locked(ChildLink& link) noexcept;
   /// One running child fewer; wakes the batch if that is what it waits for.
   void count_out_locked() noexcept;
 
@@ -104,11 +109,6 @@ class Batch : public Context {
   ChildLink* fresh_end_ = nullptr;
   std::size_t links_made_ = 0;  // records in all chunks
   ChildLink* free_links_ = nullptr;
-
- public:
-  ~Batch();
-  Batch(const Batch&) = delete;
-  Batch& operator=(const Batch&) = delete;
 };
 
 /// Makes the children of one batch (typed, in gather.hpp).
