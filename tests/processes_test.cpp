@@ -209,8 +209,8 @@ TEST(Processes, WorkersStartWithTheFirstCall) {
 }
 
 TEST(Processes, CallsRunInOtherProcesses) {
-  auto ex = make(2);
-  EXPECT_EQ(ex->lanes(), 2);
+  auto ex = make(2, {{"worker_concurrency", "3"}});
+  EXPECT_EQ(ex->lanes(), 6) << "lanes are workers x calls each runs at once";
   std::vector<decltype(concur::call(value_after, 1ms, 0))> calls;
   auto [a, b] = ex->gather(concur::call(worker_pid), concur::call(worker_pid));
   EXPECT_NE(a, getpid());
@@ -333,9 +333,9 @@ TEST(Processes, TimeoutKillsAndReplacesAStuckWorker) {
 }
 
 TEST(Processes, TimeoutCountsFromTheStartInAWorker) {
-  // One worker: the third call waits ~400 ms in the pool before it starts,
-  // longer than its 300 ms timeout, yet runs only 200 ms itself.
-  auto ex = make(1);
+  // One worker running one call at a time: the third call waits ~400 ms
+  // before it starts, longer than its 300 ms timeout, yet runs only 200 ms.
+  auto ex = make(1, {{"worker_concurrency", "1"}});
   std::vector<decltype(concur::call(value_after, 1ms, 0))> calls(
       3, concur::call(value_after, 200ms, 1));
   auto rs = ex->gather_settled(calls, {.timeout = 300ms});

@@ -23,7 +23,7 @@ namespace {
 constexpr std::string_view kFileVariable = "CONCUR_CONFIG";
 
 // The single table behind set(), the environment, TOML and --help.
-constexpr std::array<ConfigKey, 11> kKeys{{
+constexpr std::array<ConfigKey, 13> kKeys{{
     {"executor", "CONCUR_EXECUTOR", "one of the executor names", "event_loop",
      "the concurrency model that runs tasks"},
     {"workers", "CONCUR_WORKERS", "an integer from 1 to 4096", "the executor's own",
@@ -46,7 +46,15 @@ constexpr std::array<ConfigKey, 11> kKeys{{
      "0", "replace a worker process after this many calls (processes executor)"},
     {"cancel_grace_ms", "CONCUR_CANCEL_GRACE_MS", "milliseconds from 1 to 3600000", "1000",
      "time a cancelled call gets to stop in its worker before the worker is killed"},
+    {"worker_concurrency", "CONCUR_WORKER_CONCURRENCY", "an integer from 1 to 100000", "16",
+     "calls one worker process runs at once, their waits overlapping (processes executor)"},
+    {"worker_executor", "CONCUR_WORKER_EXECUTOR", "event_loop, fibers, thread_pool or sequential",
+     "event_loop", "the executor that runs a worker process's calls (processes executor)"},
 }};
+
+// The executors that can run a worker's calls: in-process ones only.
+constexpr std::array<std::string_view, 4> kWorkerExecutors{"event_loop", "fibers", "thread_pool",
+                                                           "sequential"};
 
 std::string accepted_executors() {
   std::string out;
@@ -133,6 +141,15 @@ void Config::set(std::string_view key, std::string_view value, std::string_view 
   } else if (key == "cancel_grace_ms") {
     cancel_grace =
         std::chrono::milliseconds(parse_integer(key, value, source, 1, 3'600'000, k->accepted));
+  } else if (key == "worker_concurrency") {
+    worker_concurrency =
+        static_cast<std::size_t>(parse_integer(key, value, source, 1, 100'000, k->accepted));
+  } else if (key == "worker_executor") {
+    if (std::find(kWorkerExecutors.begin(), kWorkerExecutors.end(), value) ==
+        kWorkerExecutors.end()) {
+      bad_value(key, value, source, k->accepted);
+    }
+    worker_executor = std::string(value);
   } else if (key == "stack_kb") {
     stack_kb =
         static_cast<std::size_t>(parse_integer(key, value, source, 16, 1'048'576, k->accepted));
@@ -151,6 +168,8 @@ void Config::validate() const {
   probe.set("stack_kb", std::to_string(stack_kb), "code");
   probe.set("max_tasks_per_child", std::to_string(max_tasks_per_child), "code");
   probe.set("cancel_grace_ms", std::to_string(cancel_grace.count()), "code");
+  probe.set("worker_concurrency", std::to_string(worker_concurrency), "code");
+  probe.set("worker_executor", worker_executor, "code");
 }
 
 void Config::merge_file(const std::string& path) {

@@ -30,6 +30,18 @@ void Context::apply_budget(std::chrono::nanoseconds budget, StopReason budget_ki
   }
 }
 
+std::chrono::nanoseconds Context::hand_off_timeout() noexcept {
+  const TimePoint inherited = parent_ != nullptr ? parent_->deadline_ : kNever;
+  if (deadline_kind_ != StopReason::timeout || deadline_ == inherited) {
+    return std::chrono::nanoseconds(0);
+  }
+  const std::chrono::nanoseconds own = budget_;
+  deadline_ = inherited;
+  deadline_kind_ = parent_ != nullptr ? parent_->deadline_kind_ : StopReason::none;
+  budget_ = parent_ != nullptr ? parent_->budget_ : std::chrono::nanoseconds(0);
+  return own;
+}
+
 bool Context::deadline_passed() noexcept {
   if (Clock::now() < deadline_) return false;
   cancel(deadline_kind_);

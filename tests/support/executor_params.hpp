@@ -38,8 +38,19 @@ inline std::vector<ExecutorParam> executor_params() {
 // executor above plus those that run calls in other processes.
 inline std::vector<ExecutorParam> registered_call_executor_params() {
   auto params = executor_params();
-  params.push_back({"processes_1", "processes", {{"workers", "1"}}});
-  params.push_back({"processes_2", "processes", {{"workers", "2"}}});
+  // One call at a time per worker, as a crash-isolating program would run...
+  params.push_back({"processes_1", "processes", {{"workers", "1"}, {"worker_concurrency", "1"}}});
+  params.push_back({"processes_2", "processes", {{"workers", "2"}, {"worker_concurrency", "1"}}});
+  // ... and several at once, on each kind of in-process executor in a worker.
+  params.push_back({"processes_2x16", "processes", {{"workers", "2"}}});
+  params.push_back(
+      {"processes_1x8_fibers",
+       "processes",
+       {{"workers", "1"}, {"worker_concurrency", "8"}, {"worker_executor", "fibers"}}});
+  params.push_back(
+      {"processes_1x8_thread_pool",
+       "processes",
+       {{"workers", "1"}, {"worker_concurrency", "8"}, {"worker_executor", "thread_pool"}}});
   return params;
 }
 

@@ -101,6 +101,12 @@ class Context {
   std::exception_ptr stop_exception() const;
 
   TimePoint deadline() const noexcept { return deadline_; }
+  /// For a call that runs elsewhere (a worker process): gives up this node's
+  /// own per-task timeout, which the runner there counts from the call's real
+  /// start, and keeps only the deadline inherited from above. Returns that
+  /// timeout (zero if this node had none of its own). Call it on the task's
+  /// own thread before the node has children.
+  std::chrono::nanoseconds hand_off_timeout() noexcept;
   Context* parent() const noexcept { return parent_; }
   std::string_view name() const { return name_(); }
   CallName call_name() const noexcept { return name_; }

@@ -3,37 +3,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
+#include <boost/asio/write.hpp>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <system_error>
 #include <thread>
-#include <type_traits>
-
-// clang-format off
-// Boost 1.81's Process v2 headers use boost::optional and boost::remove_pointer
-// without including them when built on std::filesystem (BOOST_PROCESS_USE_STD_FS),
-#include <boost/optional.hpp>
-#include <boost/type_traits/remove_pointer.hpp>
-#include <boost/asio/local/connect_pair.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/readable_pipe.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/process/v2/environment.hpp>
-#include <boost/process/v2/process.hpp>
-#include <boost/process/v2/stdio.hpp>
-// and in header-only mode they never define process_environment::on_setup:
-// its (non-inline) definition is compiled here, in this one translation unit.
-#include <boost/process/v2/impl/environment.ipp>
-// clang-format on
 
 #include <fmt/format.h>
 
@@ -41,99 +18,33 @@
 #include "concur/registry.hpp"
 #include "concur/trace.hpp"
 #include "executors/processes/protocol.hpp"
+#include "executors/processes/worker_process.hpp"
 
 extern char** environ;
 
 namespace concur::executors::processes {
 
 namespace asio = boost::asio;
-namespace bp = boost::process::v2;
+using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
 // How long a launched worker may take to say hello before the pool gives up
 // on it (a program that forgot concur::init usually exits long before).
 constexpr auto kStartTimeout = std::chrono::seconds(5);
-// The window of calls in flight per worker: about this much work.
+// Calls in flight per worker beyond its slots: about this much work.
 constexpr double kWindowNs = 1e6;
 constexpr std::size_t kMaxWindow = 1024;
+// A worker that has answered nothing for this long (and at least several
+// recent call times) while another is idle is asked for its unstarted calls.
+constexpr auto kStuckAfter = std::chrono::milliseconds(20);
 
-// Runs in the child between fork and exec: die with the parent. The flag
-// survives exec; the worker sets it again and checks its parent in init.
-struct DieWithParent {
-  bp::error_code on_exec_setup(bp::posix::default_launcher&, const bp::filesystem::path&,
-                               const char* const*) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    return {};
-  }
-};
-
-// Puts `fd` at `target` in the child and keeps it open there (Boost 1.81's
-// posix::bind_fd forgets to return from on_setup).
-struct BindFd {
-  int target;
-  int fd;
-  bp::error_code on_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&,
-                          const char* const*) {
-    launcher.fd_whitelist.push_back(target);
-    return {};
-  }
-  bp::error_code on_exec_setup(bp::posix::default_launcher&, const bp::filesystem::path&,
-                               const char* const*) {
-    if (::dup2(fd, target) == -1) return bp::error_code(errno, bp::system_category());
-    return {};
-  }
-};
-
-std::string describe_status(int status) {
-  if (WIFSIGNALED(status)) {
-    const int sig = WTERMSIG(status);
-    const char* abbrev = sigabbrev_np(sig);
-    return fmt::format("was killed by signal {} (SIG{}: {})", sig, abbrev ? abbrev : "?",
-                       strsignal(sig));
-  }
-  if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
-  return fmt::format("ended with wait status {}", status);
-}
-
-std::string this_executable() {
-  std::array<char, 4096> buf{};
-  const ssize_t n = ::readlink("/proc/self/exe", buf.data(), buf.size() - 1);
-  if (n > 0) return std::string(buf.data(), static_cast<std::size_t>(n));
-  return "/proc/self/exe";
-}
+void log_line(const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); }
 
 }  // namespace
 
-struct Worker {
-  explicit Worker(asio::io_context& io)
-      : proc(io), sock(io), replies(io), err(io), hello_timer(io) {}
-  enum class State { starting, ready, retiring, gone };
-  struct Slot {
-    std::uint64_t id;
-    Pending* pending;  // null once abandoned (its reply is dropped)
-  };
-
-  bp::process proc;
-  int pid = 0;
-  asio::local::stream_protocol::socket sock;  // requests (the worker's stdin)
-  asio::readable_pipe replies;                // hello and replies (the worker's fd 3)
-  asio::readable_pipe err;
-  asio::steady_timer hello_timer;
-  State state = State::starting;
-  bool killed = false;  // we killed it: a cancelled call did not stop
-  bool start_timed_out = false;
-  std::string out, writing;  // frames to send; frames being sent
-  bool write_busy = false;
-  std::string in;  // bytes received, in[0, in_len)
-  std::size_t in_len = 0;
-  std::array<char, 4096> err_buf{};
-  std::string err_line;
-  std::deque<Slot> inflight;  // sent, in send order: the worker answers in this order
-  std::size_t assigned = 0;   // calls ever sent (max_tasks_per_child)
-};
-
-Pool::Pool(asio::io_context& io, PoolOptions options) : io_(io), options_(std::move(options)) {
+Pool::Pool(asio::io_context& io, PoolOptions options)
+    : io_(io), options_(std::move(options)), balance_timer_(io) {
   if (const char* marker = std::getenv(kWorkerVariable); marker != nullptr && *marker != '\0') {
     // We were launched as a worker but main() went on past where concur::init
     // would have served: refuse, or every worker would launch workers.
@@ -149,6 +60,7 @@ Pool::Pool(asio::io_context& io, PoolOptions options) : io_(io), options_(std::m
         "concur processes executor: worker_executable '{}' is not an executable file: {}",
         options_.executable, std::strerror(errno)));
   }
+  options_.concurrency = std::max<std::size_t>(1, options_.concurrency);
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string_view entry(*e);
     if (entry.starts_with("CONCUR_INTERNAL_")) continue;
@@ -156,6 +68,7 @@ Pool::Pool(asio::io_context& io, PoolOptions options) : io_(io), options_(std::m
   }
   environment_.push_back(std::string(kWorkerVariable) + "=1");
   environment_.push_back(fmt::format("{}={}", kParentVariable, getpid()));
+  environment_.push_back(fmt::format("{}={}", kSettingsVariable, options_.settings));
 }
 
 // Workers start with the first call, not with the executor: an executor that
@@ -168,15 +81,16 @@ void Pool::start() {
 
 Pool::~Pool() {
   shutting_down_ = true;
+  balance_timer_.cancel();
   // Closing a worker's socket is its signal to exit.
   for (auto& w : workers_) {
-    bp::error_code ec;
+    boost::system::error_code ec;
     w->sock.close(ec);
     // One that never said hello is not serving and will not notice: stop it.
     if (w->state == Worker::State::starting) ::kill(w->pid, SIGKILL);
   }
   for (auto& w : workers_) {
-    bp::error_code ec;
+    boost::system::error_code ec;
     for (int i = 0; i < 2000 && w->proc.running(ec) && !ec; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
@@ -194,46 +108,27 @@ Pool::~Pool() {
   }
 }
 
-std::shared_ptr<Worker> Pool::spawn() {
-  auto w = std::make_shared<Worker>(io_);
-  asio::local::stream_protocol::socket child(io_);
-  asio::local::connect_pair(w->sock, child);
-  ::fcntl(w->sock.native_handle(), F_SETFD, FD_CLOEXEC);
-  ::fcntl(child.native_handle(), F_SETFD, FD_CLOEXEC);  // dup2 onto stdin clears it there
-  // Big socket buffers let a window of requests go out in one write.
-  const int bytes = 1 << 20;
-  for (int fd : {w->sock.native_handle(), child.native_handle()}) {
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
-  }
-  // Replies come back on a pipe: a pipe write costs the kernel less than a
-  // socket message, and the worker writes one per call.
-  int reply_pipe[2];
-  if (::pipe2(reply_pipe, O_CLOEXEC) != 0) {
-    throw std::system_error(errno, std::generic_category(), "pipe2");
-  }
-  ::fcntl(reply_pipe[0], F_SETPIPE_SZ, 1 << 20);  // best effort
-  w->replies.assign(reply_pipe[0]);
+void Pool::respawn() {
   try {
-    w->proc = bp::process(
-        io_, options_.executable, std::vector<std::string>{}, bp::process_stdio{child, {}, w->err},
-        bp::process_environment(environment_), DieWithParent{}, BindFd{kReplyFd, reply_pipe[1]});
-  } catch (...) {
-    ::close(reply_pipe[1]);
-    throw;
+    auto w = launch_worker(io_, options_.executable, environment_);
+    workers_.push_back(w);
+    watch(w);
+  } catch (const std::exception& e) {
+    broken_ = std::make_exception_ptr(
+        WorkerStartError(fmt::format("concur processes executor: cannot launch worker '{}': {}",
+                                     options_.executable, e.what())));
+    fail_queued(broken_);
   }
-  ::close(reply_pipe[1]);
-  w->pid = static_cast<int>(w->proc.id());
-  child.close();
-  w->in.resize(1 << 16);
+}
+
+void Pool::watch(const std::shared_ptr<Worker>& w) {
   read_replies(w);
   read_stderr(w);
   w->hello_timer.expires_after(kStartTimeout);
   std::weak_ptr<Worker> weak = w;
-  w->hello_timer.async_wait([this, weak](const bp::error_code& ec) {
+  w->hello_timer.async_wait([this, weak](const boost::system::error_code& ec) {
     auto late = weak.lock();
     if (ec || !late || late->state != Worker::State::starting) return;
-    bp::error_code avail_ec;
     int waiting = 0;
     ::ioctl(late->replies.native_handle(), FIONREAD, &waiting);
     if (waiting > 0) return;  // its hello is waiting to be read
@@ -241,14 +136,13 @@ std::shared_ptr<Worker> Pool::spawn() {
     ::kill(late->pid, SIGKILL);
     on_gone(*late);
   });
-  return w;
 }
 
 void Pool::read_replies(const std::shared_ptr<Worker>& w) {
   if (w->in.size() - w->in_len < 4096) w->in.resize(w->in.size() * 2);
   w->replies.async_read_some(
       asio::buffer(w->in.data() + w->in_len, w->in.size() - w->in_len),
-      [this, w](const bp::error_code& ec, std::size_t n) {
+      [this, w](const boost::system::error_code& ec, std::size_t n) {
         if (ec) {
           on_gone(*w);
           return;
@@ -258,8 +152,8 @@ void Pool::read_replies(const std::shared_ptr<Worker>& w) {
         while (w->in_len - pos >= kHeader && w->state != Worker::State::gone) {
           const auto size = load<std::uint32_t>(w->in.data() + pos);
           if (size > kMaxFrame) {
-            std::fprintf(stderr, "concur: corrupt reply stream from worker %d; killing it\n",
-                         w->pid);
+            log_line(
+                fmt::format("concur: corrupt reply stream from worker {}; killing it", w->pid));
             ::kill(w->pid, SIGKILL);
             on_gone(*w);
             return;
@@ -283,7 +177,7 @@ void Pool::read_replies(const std::shared_ptr<Worker>& w) {
 
 void Pool::read_stderr(const std::shared_ptr<Worker>& w) {
   w->err.async_read_some(asio::buffer(w->err_buf),
-                         [this, w](const bp::error_code& ec, std::size_t n) {
+                         [this, w](const boost::system::error_code& ec, std::size_t n) {
                            if (ec) {
                              forward_stderr(*w, nullptr, 0, true);
                              return;
@@ -293,70 +187,99 @@ void Pool::read_stderr(const std::shared_ptr<Worker>& w) {
                          });
 }
 
-void Pool::forward_stderr(Worker& w, const char* data, std::size_t n, bool final) {
-  w.err_line.append(data == nullptr ? "" : data, n);
-  std::string out;
-  std::size_t start = 0;
-  for (;;) {
-    const std::size_t nl = w.err_line.find('\n', start);
-    if (nl == std::string::npos) break;
-    out += fmt::format("[worker {}] ", w.pid);
-    out.append(w.err_line, start, nl + 1 - start);
-    start = nl + 1;
-  }
-  w.err_line.erase(0, start);
-  if (final && !w.err_line.empty()) {
-    out += fmt::format("[worker {}] {}\n", w.pid, w.err_line);
-    w.err_line.clear();
-  }
-  if (!out.empty()) {
-    const char* p = out.data();
-    std::size_t left = out.size();
-    while (left > 0) {
-      const ssize_t k = ::write(STDERR_FILENO, p, left);
-      if (k <= 0) break;
-      p += k;
-      left -= static_cast<std::size_t>(k);
-    }
-  }
-}
-
 void Pool::on_frame(Worker& w, const char* frame, std::size_t size) {
   const auto kind = static_cast<Kind>(frame[4]);
   if (kind == Kind::hello) {
     w.state = Worker::State::ready;
     w.hello_timer.cancel();
-  } else if (kind == Kind::reply && size >= kReplyPayloadAt) {
+  } else if (kind == Kind::reply && size >= kReplyFixed) {
     on_reply(w, frame, size);
+  } else if (kind == Kind::stall) {
+    on_stall_frame(frame, size);
   }
+}
+
+void Pool::on_stall_frame(const char* frame, std::size_t size) {
+  constexpr std::size_t kName = kHeader + 8 + 8 + 1;
+  if (size < kName + 2 || !options_.on_stall) return;
+  const auto held = load<std::uint64_t>(frame + kHeader);
+  const auto n = std::min<std::size_t>(load<std::uint16_t>(frame + kName), size - kName - 2);
+  options_.on_stall(std::string_view(frame + kName + 2, n),
+                    std::chrono::nanoseconds(static_cast<std::int64_t>(held)));
 }
 
 void Pool::on_reply(Worker& w, const char* frame, std::size_t size) {
   const auto id = load<std::uint64_t>(frame + kReplyIdAt);
   const auto status = static_cast<Status>(load<std::uint8_t>(frame + kReplyStatusAt));
   const auto ns = load<std::uint64_t>(frame + kReplyNanosAt);
-  if (w.inflight.empty() || w.inflight.front().id != id) {
-    std::fprintf(stderr, "concur: worker %d answered a call it was not running; killing it\n",
-                 w.pid);
+  // Answers come mostly in send order: look from the front.
+  const auto it = std::find_if(w.inflight.begin(), w.inflight.end(),
+                               [id](const Worker::Slot& s) { return s.id == id; });
+  if (it == w.inflight.end()) {
+    log_line(fmt::format("concur: worker {} answered a call it was not given; killing it", w.pid));
     ::kill(w.pid, SIGKILL);
     on_gone(w);
     return;
   }
-  Pending* p = w.inflight.front().pending;
-  w.inflight.pop_front();
-  average_ns_ = average_ns_ == 0 ? static_cast<double>(ns)
-                                 : 0.9 * average_ns_ + 0.1 * static_cast<double>(ns);
-  if (p != nullptr && trace::recording()) {
+  Pending* p = it->pending;
+
+  if (status == Status::overdue) {
+    // It ignores its timeout or cancellation: the worker must go. It starts
+    // nothing more, so the calls it lists are all a kill can hit.
+    const std::size_t at = kReplyFixed;
+    if (size >= at + 4) {
+      const auto n = load<std::uint32_t>(frame + at);
+      w.started.clear();
+      for (std::uint32_t i = 0; i < n && at + 4 + (i + 1) * 8 <= size; ++i) {
+        w.started.push_back(load<std::uint64_t>(frame + at + 4 + i * 8));
+      }
+      w.started_known = true;
+    }
+    kill(w, static_cast<int>(Worker::Kill::overdue), id);
+    return;
+  }
+
+  w.inflight.erase(it);
+  if (status == Status::returned) {
+    // Handed back unstarted: first in line again, on another worker.
+    --w.assigned;
+    w.suspect = true;
+    if (p != nullptr) {
+      p->state = Pending::queued;
+      p->worker = nullptr;
+      returned_.push_back(p);
+    }
+    return;
+  }
+  w.suspect = false;
+  w.revoke_sent = false;
+  w.last_progress = SteadyClock::now();
+  if (ns > 0) {
+    average_ns_ = average_ns_ == 0 ? static_cast<double>(ns)
+                                   : 0.9 * average_ns_ + 0.1 * static_cast<double>(ns);
+  }
+  if (p != nullptr && trace::recording() && status != Status::cancelled) {
     // Lanes of a timeline: one per worker process (steady clock: one per host).
     const trace::Clock::time_point start{std::chrono::duration_cast<trace::Clock::duration>(
         std::chrono::nanoseconds(load<std::uint64_t>(frame + kReplyStartAt)))};
+    const auto waits_n = load<std::uint32_t>(frame + kReplyWaitsAt);
+    std::vector<std::pair<trace::Clock::time_point, trace::Clock::time_point>> waits;
+    for (std::uint32_t i = 0; i < waits_n && kReplyFixed + (i + 1) * 16 <= size; ++i) {
+      const auto b = load<std::uint64_t>(frame + kReplyFixed + i * 16);
+      const auto e = load<std::uint64_t>(frame + kReplyFixed + i * 16 + 8);
+      waits.emplace_back(trace::Clock::time_point(std::chrono::nanoseconds(b)),
+                         trace::Clock::time_point(std::chrono::nanoseconds(e)));
+    }
     trace::record_task(
         p->req->name, "processes", w.pid, start,
         start + std::chrono::duration_cast<trace::Clock::duration>(std::chrono::nanoseconds(ns)),
-        status != Status::ok);
+        status != Status::ok, waits);
   }
   if (p != nullptr) {
-    const std::string_view payload(frame + kReplyPayloadAt, size - kReplyPayloadAt);
+    const std::size_t payload_at =
+        kReplyFixed + std::size_t{load<std::uint32_t>(frame + kReplyWaitsAt)} * 16;
+    const std::string_view payload(frame + std::min(payload_at, size),
+                                   size - std::min(payload_at, size));
     if (status == Status::ok) {
       p->req->reply.assign(payload);
       complete(*p, nullptr);
@@ -379,12 +302,19 @@ void Pool::on_reply(Worker& w, const char* frame, std::size_t size) {
   maybe_retire(w);
 }
 
+void Pool::kill(Worker& w, int kind, std::uint64_t cause) {
+  w.killed = static_cast<Worker::Kill>(kind);
+  w.kill_cause = cause;
+  ::kill(w.pid, SIGKILL);
+  on_gone(w);
+}
+
 void Pool::maybe_retire(Worker& w) {
   if (options_.max_tasks_per_child == 0 || w.state != Worker::State::ready) return;
   if (w.assigned < options_.max_tasks_per_child || !w.inflight.empty()) return;
   // Recycle: its end-of-file makes it exit; a fresh worker takes its place.
   w.state = Worker::State::retiring;
-  bp::error_code ec;
+  boost::system::error_code ec;
   w.sock.shutdown(asio::socket_base::shutdown_send, ec);
   if (!shutting_down_) respawn();
 }
@@ -393,28 +323,12 @@ void Pool::on_gone(Worker& w) {
   if (w.state == Worker::State::gone) return;
   const Worker::State was = w.state;
   w.state = Worker::State::gone;
-  bp::error_code ec;
+  boost::system::error_code ec;
   w.sock.close(ec);
   w.replies.close(ec);
   w.hello_timer.cancel();
   if (shutting_down_) return;
-
-  // Reap it. Its socket closes as it exits, so this is normally immediate.
-  int status = 0;
-  bool reaped = false;
-  for (int i = 0; i < 2000; ++i) {
-    if (!w.proc.running(ec) || ec) {
-      reaped = !ec;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  if (!reaped && !ec) {
-    w.proc.terminate(ec);
-    reaped = !ec;
-  }
-  if (reaped) status = w.proc.native_exit_code();
-  (void)w.proc.detach();
+  const int status = reap(w);
 
   // Keep the shared_ptr alive until this function returns.
   std::shared_ptr<Worker> keep;
@@ -424,85 +338,123 @@ void Pool::on_gone(Worker& w) {
     workers_.erase(it);
   }
   if (was == Worker::State::retiring) return;
-
-  const std::string how = describe_status(status);
   if (was == Worker::State::starting) {
-    const std::string why = fmt::format(
-        "concur processes executor: {}: worker process {} ('{}') {}. Its {} (a launched worker "
-        "serves calls there and never returns), or set worker_executable to a program that does",
-        messages::kWorkerDidNotStart, w.pid, options_.executable,
-        w.start_timed_out ? fmt::format("did not answer within {} s", kStartTimeout.count())
-                          : how + " before it started serving calls",
-        messages::kForgotInit);
-    const bool any_ready = std::any_of(workers_.begin(), workers_.end(), [](const auto& x) {
-      return x->state == Worker::State::ready || x->state == Worker::State::retiring;
-    });
-    if (any_ready) {
-      // Others serve: go on with one lane fewer rather than relaunch in a loop.
-      std::fprintf(stderr, "%s; going on with fewer workers\n", why.c_str());
-      return;
-    }
-    // Not one worker serves: fail everything, stop the other starters, and
-    // launch nothing more.
-    if (!broken_) broken_ = std::make_exception_ptr(WorkerStartError(why));
-    fail_queued(broken_);
-    std::vector<std::shared_ptr<Worker>> starters;
-    for (const auto& x : workers_) {
-      if (x->state == Worker::State::starting) starters.push_back(x);
-    }
-    for (const auto& x : starters) {
-      ::kill(x->pid, SIGKILL);
-      on_gone(*x);
-    }
+    start_starting_failed(w, status);
     return;
   }
-
-  // The oldest call without a reply is the one it was running.
-  if (!w.inflight.empty()) {
-    const Worker::Slot running = w.inflight.front();
-    w.inflight.pop_front();
-    if (running.pending != nullptr) {
-      Pending& p = *running.pending;
-      if (p.cancel_sent || w.killed) {
-        complete(p, std::make_exception_ptr(Cancelled()));
-      } else {
-        complete(p, std::make_exception_ptr(WorkerCrashed(fmt::format(
-                        "{} while running '{}': process {} {}; a new worker took its place",
-                        messages::kWorkerCrashed, p.req->name, w.pid, how))));
-      }
-    }
-    // The calls queued behind it never started: send them again, in order.
-    for (auto rit = w.inflight.rbegin(); rit != w.inflight.rend(); ++rit) {
-      Pending* p = rit->pending;
-      if (p == nullptr) continue;
-      if (p->cancel_sent) {
-        complete(*p, std::make_exception_ptr(Cancelled()));
-      } else {
-        p->state = Pending::queued;
-        p->worker = nullptr;
-        queue_.push_front(p);
-      }
-    }
-    w.inflight.clear();
-  }
+  fail_inflight(w, status);
   respawn();
   flush();
 }
 
-void Pool::respawn() {
-  try {
-    workers_.push_back(spawn());
-  } catch (const std::exception& e) {
-    broken_ = std::make_exception_ptr(
-        WorkerStartError(fmt::format("concur processes executor: cannot launch worker '{}': {}",
-                                     options_.executable, e.what())));
-    fail_queued(broken_);
+void Pool::start_starting_failed(Worker& w, int status) {
+  const std::string why = fmt::format(
+      "concur processes executor: {}: worker process {} ('{}') {}. Its {} (a launched worker "
+      "serves calls there and never returns), or set worker_executable to a program that does",
+      messages::kWorkerDidNotStart, w.pid, options_.executable,
+      w.start_timed_out ? fmt::format("did not answer within {} s", kStartTimeout.count())
+                        : describe_status(status) + " before it started serving calls",
+      messages::kForgotInit);
+  const bool any_ready = std::any_of(workers_.begin(), workers_.end(), [](const auto& x) {
+    return x->state == Worker::State::ready || x->state == Worker::State::retiring;
+  });
+  if (any_ready) {
+    // Others serve: go on with one lane fewer rather than relaunch in a loop.
+    log_line(why + "; going on with fewer workers");
+    flush();
+    return;
   }
+  // Not one worker serves: fail everything, stop the other starters, and
+  // launch nothing more.
+  if (!broken_) broken_ = std::make_exception_ptr(WorkerStartError(why));
+  fail_queued(broken_);
+  std::vector<std::shared_ptr<Worker>> starters;
+  for (const auto& x : workers_) {
+    if (x->state == Worker::State::starting) starters.push_back(x);
+  }
+  for (const auto& x : starters) {
+    ::kill(x->pid, SIGKILL);
+    on_gone(*x);
+  }
+}
+
+// The worker died with calls unanswered. Those it had started fail (the
+// one whose code killed it named as such, the others as in flight beside
+// it); those it had not started go out again, first in line.
+void Pool::fail_inflight(Worker& w, int status) {
+  const Farewell words = w.killed == Worker::Kill::none ? read_last_words(w) : Farewell{};
+  const bool list_known = words.complete || w.started_known;
+  const std::vector<std::uint64_t>& listed = w.started_known ? w.started : words.started;
+  const std::uint64_t culprit = w.killed != Worker::Kill::none ? w.kill_cause : words.crasher;
+
+  std::string culprit_name;
+  bool culprit_cancelled = false;
+  for (const auto& s : w.inflight) {
+    if (s.id != culprit || s.pending == nullptr) continue;
+    culprit_name = std::string(s.pending->req->name);
+    culprit_cancelled = s.pending->cancel_sent;
+  }
+  const std::string how = describe_status(status);
+  std::size_t position = 0;
+  std::deque<Pending*> again;
+  std::vector<Pending*> maybe_started;
+  for (const auto& s : w.inflight) {
+    const bool started = list_known ? std::find(listed.begin(), listed.end(), s.id) != listed.end()
+                                    : position < options_.concurrency;
+    ++position;
+    Pending* p = s.pending;
+    if (p == nullptr) continue;
+    if (p->cancel_sent) {
+      complete(*p, std::make_exception_ptr(Cancelled()));
+    } else if (!started) {
+      p->state = Pending::queued;
+      p->worker = nullptr;
+      again.push_back(p);
+    } else {
+      maybe_started.push_back(p);
+    }
+  }
+  // Without a name from the worker, a lone started call is the one it ran.
+  const bool lone = culprit == 0 && maybe_started.size() == 1;
+  for (Pending* p : maybe_started) {
+    const bool is_culprit = lone || (culprit != 0 && p->id == culprit);
+    if (is_culprit && w.killed == Worker::Kill::overdue) {
+      complete(*p, std::make_exception_ptr(TimeoutError(fmt::format(
+                       "{} {} ms (in '{}'); it ignored the timeout, so its worker process {} "
+                       "was killed",
+                       messages::kTimedOut,
+                       std::chrono::duration_cast<std::chrono::milliseconds>(p->timeout).count(),
+                       p->req->name, w.pid))));
+    } else if (is_culprit && w.killed == Worker::Kill::cancel_ignored) {
+      complete(*p, std::make_exception_ptr(Cancelled()));
+    } else if (is_culprit) {
+      complete(*p, std::make_exception_ptr(WorkerCrashed(fmt::format(
+                       "{} while running '{}': process {} {}; a new worker took its place",
+                       messages::kWorkerCrashed, p->req->name, w.pid, how))));
+    } else if (w.killed != Worker::Kill::none) {
+      complete(*p, std::make_exception_ptr(WorkerCrashed(fmt::format(
+                       "{} while this call was in flight on it: process {} was killed because "
+                       "'{}' did not stop {}; a new worker took its place",
+                       messages::kWorkerCrashed, w.pid, culprit_name,
+                       culprit_cancelled ? "when it was cancelled" : "at its timeout"))));
+    } else {
+      complete(*p, std::make_exception_ptr(WorkerCrashed(fmt::format(
+                       "{} while this call was in flight on it: process {} {}{}; a new worker "
+                       "took its place",
+                       messages::kWorkerCrashed, w.pid, how,
+                       culprit_name.empty() ? std::string()
+                                            : fmt::format(" while running '{}'", culprit_name)))));
+    }
+  }
+  w.inflight.clear();
+  for (auto rit = again.rbegin(); rit != again.rend(); ++rit) queue_.push_front(*rit);
 }
 
 void Pool::fail_queued(const std::exception_ptr& error) {
   std::deque<Pending*> queued;
   queued.swap(queue_);
+  for (Pending* p : returned_) queued.push_front(p);
+  returned_.clear();
   for (Pending* p : queued) complete(*p, error);
 }
 
@@ -521,48 +473,52 @@ void Pool::submit(Pending& p) {
   }
   p.id = next_id_++;
   store<std::uint64_t>(p.req->frame, kCallIdAt, p.id);
-  store<std::uint64_t>(p.req->frame, kCallTimeoutAt, static_cast<std::uint64_t>(p.budget.count()));
+  store<std::uint64_t>(p.req->frame, kCallTimeoutAt, static_cast<std::uint64_t>(p.timeout.count()));
+  store<std::uint8_t>(p.req->frame, kCallFlagsAt, trace::recording() ? kRecordWaits : 0);
   end_frame(p.req->frame, 0);
   p.state = Pending::queued;
   queue_.push_back(&p);
 }
 
-std::size_t Pool::window() const noexcept {
-  if (average_ns_ <= 0) return 1;
-  return std::clamp<std::size_t>(static_cast<std::size_t>(kWindowNs / std::max(average_ns_, 1.0)),
-                                 1, kMaxWindow);
+std::size_t Pool::allowed_inflight() const noexcept {
+  if (average_ns_ <= 0) return options_.concurrency;
+  const auto window = std::clamp<std::size_t>(
+      static_cast<std::size_t>(kWindowNs / std::max(average_ns_, 1.0)), 1, kMaxWindow);
+  return std::max(options_.concurrency, window);
 }
 
 void Pool::send(Worker& w, Pending& p) {
+  if (w.inflight.empty()) w.last_progress = SteadyClock::now();
   p.state = Pending::sent;
   p.worker = &w;
   w.inflight.push_back({p.id, &p});
   ++w.assigned;
   w.out.append(p.req->frame);
-  // A timed call's task arms its timer now that the call is on its way.
-  if (p.budget.count() > 0 && p.waiter != nullptr)
-    detail::wake(*p.waiter, detail::Waiter::notified);
 }
 
 void Pool::flush() {
+  if (!returned_.empty()) {
+    queue_.insert(queue_.begin(), returned_.begin(), returned_.end());
+    returned_.clear();
+  }
   if (warming_up_) {
     // The first calls wait until every first worker has started (or failed),
     // so that a batch sees all its lanes instead of piling onto the quickest.
     warming_up_ = std::any_of(workers_.begin(), workers_.end(),
                               [](const auto& w) { return w->state == Worker::State::starting; });
   }
-  // While a worker is still starting, give each ready worker one call at a
-  // time: the window is judged from past calls (a warm-up of trivial ones
+  // While a worker is still starting, fill only the free slots of the ready
+  // ones: the window is judged from past calls (a warm-up of trivial ones
   // makes it large), and piling calls of unknown length onto the ready
   // workers would leave the starting one idle once it is up.
   const bool any_starting = std::any_of(workers_.begin(), workers_.end(), [](const auto& w) {
     return w->state == Worker::State::starting;
   });
-  const std::size_t win = any_starting ? 1 : window();
+  const std::size_t allowed = any_starting ? options_.concurrency : allowed_inflight();
   while (!queue_.empty() && !warming_up_) {
     Worker* best = nullptr;
     for (auto& w : workers_) {
-      if (w->state != Worker::State::ready || w->inflight.size() >= win) continue;
+      if (w->state != Worker::State::ready || w->suspect || w->inflight.size() >= allowed) continue;
       if (options_.max_tasks_per_child != 0 && w->assigned >= options_.max_tasks_per_child)
         continue;
       if (best == nullptr || w->inflight.size() < best->inflight.size()) best = w.get();
@@ -573,6 +529,41 @@ void Pool::flush() {
     send(*best, *p);
   }
   for (auto& w : workers_) start_write(w);
+  balance();
+}
+
+// A worker that answers nothing for a while, with calls waiting behind the
+// one it is stuck in, while another worker is idle: ask for its unstarted
+// calls back (a call stuck in a CPU loop must not hold innocent ones).
+void Pool::balance() {
+  if (!queue_.empty() || workers_.size() < 2) return;
+  const bool someone_idle = std::any_of(workers_.begin(), workers_.end(), [](const auto& w) {
+    return w->state == Worker::State::ready && !w->suspect && w->inflight.empty();
+  });
+  if (!someone_idle) return;
+  const auto now = SteadyClock::now();
+  const auto stuck_after = std::max<SteadyClock::duration>(
+      kStuckAfter, std::chrono::nanoseconds(static_cast<long long>(8 * average_ns_)));
+  auto next = SteadyClock::time_point::max();
+  for (auto& w : workers_) {
+    if (w->state != Worker::State::ready || w->revoke_sent || w->inflight.size() < 2) continue;
+    if (now - w->last_progress >= stuck_after) {
+      w->revoke_sent = true;
+      const std::size_t at = begin_frame(w->out, Kind::revoke);
+      end_frame(w->out, at);
+      start_write(w);
+    } else {
+      next = std::min(next, w->last_progress + stuck_after);
+    }
+  }
+  if (next != SteadyClock::time_point::max() && !balance_armed_) {
+    balance_armed_ = true;
+    balance_timer_.expires_at(next);
+    balance_timer_.async_wait([this](const boost::system::error_code& ec) {
+      balance_armed_ = false;
+      if (!ec && !shutting_down_) flush();
+    });
+  }
 }
 
 void Pool::start_write(const std::shared_ptr<Worker>& w) {
@@ -580,16 +571,27 @@ void Pool::start_write(const std::shared_ptr<Worker>& w) {
   w->write_busy = true;
   w->writing.swap(w->out);
   asio::async_write(w->sock, asio::buffer(w->writing),
-                    [this, w](const bp::error_code& ec, std::size_t) {
+                    [this, w](const boost::system::error_code& ec, std::size_t) {
                       w->write_busy = false;
                       w->writing.clear();
                       if (!ec) start_write(w);  // a failed write shows up as the read's error
                     });
 }
 
+void Pool::start_write(Worker& w) {
+  for (auto& sp : workers_) {
+    if (sp.get() == &w) start_write(sp);
+  }
+}
+
 void Pool::cancel(Pending& p) {
   if (p.state == Pending::queued) {
-    queue_.erase(std::find(queue_.begin(), queue_.end(), &p));
+    auto it = std::find(queue_.begin(), queue_.end(), &p);
+    if (it != queue_.end()) {
+      queue_.erase(it);
+    } else {
+      returned_.erase(std::find(returned_.begin(), returned_.end(), &p));
+    }
     complete(p, std::make_exception_ptr(Cancelled()));
     return;
   }
@@ -599,22 +601,24 @@ void Pool::cancel(Pending& p) {
   const std::size_t at = begin_frame(w.out, Kind::cancel);
   append<std::uint64_t>(w.out, p.id);
   end_frame(w.out, at);
-  for (auto& sp : workers_) {
-    if (sp.get() == &w) start_write(sp);
-  }
+  start_write(w);
 }
 
 void Pool::give_up(Pending& p) {
   if (p.state != Pending::sent || p.worker == nullptr) return;
   Worker& w = *p.worker;
-  if (!w.inflight.empty() && w.inflight.front().pending == &p) {
-    // Stuck in the call: kill the worker; on_gone completes p and replaces it.
-    w.killed = true;
-    ::kill(w.pid, SIGKILL);
-    on_gone(w);
+  // Started calls are among the oldest `concurrency` unanswered ones.
+  std::size_t position = 0;
+  for (auto& slot : w.inflight) {
+    if (slot.pending == &p) break;
+    ++position;
+  }
+  if (position < options_.concurrency) {
+    // Stuck in the call: kill the worker; fail_inflight completes p and replaces it.
+    kill(w, static_cast<int>(Worker::Kill::cancel_ignored), p.id);
     return;
   }
-  // Still queued in the worker behind another call: forget it, drop its reply.
+  // Still queued in the worker behind other calls: forget it, drop its reply.
   for (auto& slot : w.inflight) {
     if (slot.pending == &p) slot.pending = nullptr;
   }

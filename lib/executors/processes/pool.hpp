@@ -1,22 +1,28 @@
-// The parent's side of the processes executor: a pool of worker processes
-// and the calls on their way to and from them.
+// The parent's side of the processes executor: the calls on their way to and
+// from a pool of worker processes (launching one is worker_process.hpp).
 //
 // Everything here runs on the thread that runs the executor's batch (the
-// Asio handlers run inside its loop), so nothing is locked. Calls are sent
-// ahead (pipelined): each worker gets up to a window of calls in flight,
-// about 1 ms of work judged by how long recent calls took, so a flood of
-// tiny calls costs a few syscalls per thousand calls while long calls are
-// handed out one at a time and never queue behind each other.
+// Asio handlers run inside its loop), so nothing is locked. Each worker runs
+// up to `concurrency` calls at once; a call goes to the least loaded worker
+// with a free slot. Short calls are also sent ahead (pipelined) past the
+// free slots, about 1 ms of work judged by how long recent calls took, so a
+// flood of tiny calls costs a few syscalls per thousand calls, while long
+// calls never queue behind each other inside a worker. If a worker stops
+// answering (a call holds its thread) while another sits idle, the pool asks
+// it to hand back the calls it has not started and gives them to others.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "concur/detail/context.hpp"
@@ -33,16 +39,20 @@ struct Pending {
   std::uint64_t id = 0;
   State state = queued;
   bool cancel_sent = false;
-  std::chrono::nanoseconds budget{0};  // per-call timeout from its start (0: none)
-  Worker* worker = nullptr;            // while sent
-  std::exception_ptr error;            // when done and failed
-  detail::Waiter* waiter = nullptr;    // the park to wake when done
+  std::chrono::nanoseconds timeout{0};  // its own, counted from its start in a worker (0: none)
+  Worker* worker = nullptr;             // while sent
+  std::exception_ptr error;             // when done and failed
+  detail::Waiter* waiter = nullptr;     // the park to wake when done
 };
 
 struct PoolOptions {
   int workers = 1;
-  std::string executable;  // empty: this program
+  std::size_t concurrency = 1;  // calls one worker runs at once
+  std::string executable;       // empty: this program
   std::size_t max_tasks_per_child = 0;
+  std::string settings;  // how workers run their calls (kSettingsVariable)
+  /// A worker's stall report: the call, how long it held its thread.
+  std::function<void(std::string_view task, std::chrono::nanoseconds held)> on_stall;
 };
 
 class Pool {
@@ -54,40 +64,48 @@ class Pool {
 
   /// Queues `p` (sent at the next flush). Fails it at once if the pool is broken.
   void submit(Pending& p);
-  /// Sends everything queued that the workers' windows allow, and starts writes.
+  /// Sends everything queued that the workers' slots allow, and starts writes.
   void flush();
   /// `p` is no longer wanted: an unsent call is dropped at once, a sent one
   /// is told to stop in its worker (p completes when the worker answers).
   void cancel(Pending& p);
-  /// A cancelled call did not stop in time: kill its worker if it is running
-  /// the call, else forget the call. Completes `p`.
+  /// A cancelled call did not stop in time: kill its worker if it may have
+  /// started the call, else forget the call. Completes `p`.
   void give_up(Pending& p);
 
   int size() const noexcept { return options_.workers; }
+  std::size_t concurrency() const noexcept { return options_.concurrency; }
 
  private:
-  friend struct Worker;
-  std::shared_ptr<Worker> spawn();
-  void respawn();  // a replacement; on failure the pool is broken
   void start();
+  void respawn();  // a replacement; on failure the pool is broken
+  void watch(const std::shared_ptr<Worker>& w);
   void read_replies(const std::shared_ptr<Worker>& w);
   void read_stderr(const std::shared_ptr<Worker>& w);
   void on_frame(Worker& w, const char* frame, std::size_t size);
   void on_reply(Worker& w, const char* frame, std::size_t size);
+  void on_stall_frame(const char* frame, std::size_t size);
   void on_gone(Worker& w);
+  void fail_inflight(Worker& w, int status);
+  void start_starting_failed(Worker& w, int status);
+  void kill(Worker& w, int kind, std::uint64_t cause);
   void start_write(const std::shared_ptr<Worker>& w);
+  void start_write(Worker& w);
   void maybe_retire(Worker& w);
   void send(Worker& w, Pending& p);
+  void balance();
   void complete(Pending& p, std::exception_ptr error);
   void fail_queued(const std::exception_ptr& error);
-  std::size_t window() const noexcept;
-  void forward_stderr(Worker& w, const char* data, std::size_t n, bool final);
+  std::size_t allowed_inflight() const noexcept;
 
   boost::asio::io_context& io_;
   PoolOptions options_;
   std::vector<std::string> environment_;
   std::vector<std::shared_ptr<Worker>> workers_;
   std::deque<Pending*> queue_;
+  std::deque<Pending*> returned_;  // handed back by a stuck worker: first in line again
+  boost::asio::steady_timer balance_timer_;
+  bool balance_armed_ = false;
   std::uint64_t next_id_ = 1;
   double average_ns_ = 0;      // recent run time of one call (EWMA)
   std::exception_ptr broken_;  // the workers cannot start: every call fails with this

@@ -23,6 +23,7 @@
 #include "executors/loop_driver.hpp"
 #include "executors/processes/pool.hpp"
 #include "executors/processes/protocol.hpp"
+#include "executors/processes/worker_server.hpp"
 #include "io/engine.hpp"
 
 namespace concur {
@@ -39,15 +40,32 @@ class Processes final : public Executor, private LoopDriver {
   Processes(Config c, int workers)
       : Executor(std::move(c)),
         workers_(workers),
-        pool_(engine().context(),
-              PoolOptions{workers, config().worker_executable, config().max_tasks_per_child}) {}
+        pool_(engine().context(), pool_options(config(), workers, this)) {}
   std::string_view name() const override { return "processes"; }
-  int lanes() const override { return workers_; }
+  // Processes times the calls each runs at once: as many calls run together.
+  int lanes() const override {
+    return static_cast<int>(
+        std::min<std::size_t>(static_cast<std::size_t>(workers_) * pool_.concurrency(), 1u << 30));
+  }
 
   Pool& pool() noexcept { return pool_; }
   std::chrono::milliseconds grace() const noexcept { return config().cancel_grace; }
 
  private:
+  static PoolOptions pool_options(const Config& c, int workers, Processes* self) {
+    PoolOptions o;
+    o.workers = workers;
+    o.concurrency = WorkerSettings::concurrency_of(c);
+    o.executable = c.worker_executable;
+    o.max_tasks_per_child = c.max_tasks_per_child;
+    o.settings = WorkerSettings::encode(c);
+    // A worker's stall is this executor's: its handler and counter hear it.
+    o.on_stall = [self](std::string_view task, std::chrono::nanoseconds held) {
+      self->report_stall(task, held);
+    };
+    return o;
+  }
+
   void run_root(std::coroutine_handle<> root, detail::Context& ctx) override {
     detail::ScopedCurrent scope(this, &ctx);
     struct Route {
@@ -65,7 +83,7 @@ class Processes final : public Executor, private LoopDriver {
   }
 
   // The parent's own tasks only gather and route calls; an I/O wait made
-  // here blocks the loop thread, as it did before this driver was shared.
+  // here blocks the loop thread.
   io::Engine* io_engine() noexcept override { return nullptr; }
 
   const int workers_;
@@ -84,7 +102,7 @@ class ParkOn {
     p_.waiter = &w_;
     return detail::park_current(w_, h, attach_);
   }
-  /// How the park ended: notified (the call was sent or is done), timed_out, cancelled.
+  /// How the park ended: notified (the call is done), timed_out, cancelled.
   detail::Waiter::State await_resume() noexcept {
     p_.waiter = nullptr;
     detail::end_park(w_, attach_);
@@ -116,29 +134,24 @@ Task<void> invoke(detail::RemoteRequest& req) {
   Pending p;
   p.req = &req;
   // A per-task timeout counts from the call's start in a worker, not from
-  // its wait in the pool's queue: the worker enforces it (cooperatively) and
-  // the parent arms its own timer, to kill a call that ignores it, only once
-  // the call has been sent.
-  const detail::TimePoint deadline = ctx->deadline();
-  if (deadline != detail::kNever) {
-    p.budget = std::max(std::chrono::nanoseconds(1), deadline - detail::Clock::now());
-  }
+  // its wait for a free slot: the worker enforces it from there (and tells
+  // us when a call ignores it). Here only the deadlines inherited from
+  // above (the batch's, an enclosing task's) wait for the reply.
+  p.timeout = ctx->hand_off_timeout();
   ex->pool().submit(p);
-  detail::TimePoint call_deadline = detail::kNever;
-  for (;;) {
-    const auto woke = co_await ParkOn(p, call_deadline, ctx);
-    if (p.state == Pending::done || woke != detail::Waiter::notified) break;
-    if (p.state == Pending::sent && call_deadline == detail::kNever && p.budget.count() > 0) {
-      call_deadline = detail::Clock::now() + p.budget;
-    }
+  while (p.state != Pending::done) {
+    const auto woke = co_await ParkOn(p, ctx->deadline(), ctx);
+    if (woke != detail::Waiter::notified) break;
   }
   if (p.state != Pending::done) {
     // Timed out or cancelled: stop it in its worker, kill the worker if the
-    // call ignores us, and only then end: no task outlives its gather.
+    // call ignores us, and only then end: no task outlives its gather. The
+    // worker itself reports a call that ignores cancellation after the
+    // grace; the wait here is a backstop for a worker that cannot.
     ctx->stop_requested();
     ex->pool().cancel(p);
     if (p.state != Pending::done) {
-      co_await ParkOn(p, detail::Clock::now() + ex->grace(), nullptr);
+      co_await ParkOn(p, detail::Clock::now() + 2 * ex->grace() + std::chrono::seconds(1), nullptr);
       if (p.state != Pending::done) ex->pool().give_up(p);
     }
     std::rethrow_exception(ctx->stop_exception());
@@ -167,6 +180,7 @@ void begin_call_frame(RemoteRequest& req, std::string_view name, std::uint64_t s
   append<std::uint64_t>(req.frame, 0);  // id, set when submitted
   append<std::uint64_t>(req.frame, signature);
   append<std::uint64_t>(req.frame, 0);  // timeout, set when submitted
+  append<std::uint8_t>(req.frame, 0);   // flags, set when submitted
   append<std::uint16_t>(req.frame, static_cast<std::uint16_t>(name.size()));
   req.frame.append(name);
 }
