@@ -293,6 +293,13 @@ TEST(ProcessesConcurrency, ACpuBoundCallInAWorkerIsReportedByTheStallDetector) {
   EXPECT_GE(reports[0].duration, 200ms);
 }
 
+TEST(ProcessesConcurrency, OneCallPerWorkerHasNobodyToStall) {
+  auto ex = make(1, {{"worker_concurrency", "1"}, {"stall_ms", "50"}});
+  ex->on_stall({});
+  ex->gather(concur::call(cpu_burn, 200ms));
+  EXPECT_EQ(ex->stall_count(), 0u) << "a CPU-bound call alone on its worker stalls nobody";
+}
+
 TEST(ProcessesConcurrency, BadWorkerSettingsAreConfigErrorsNamingTheKey) {
   concur::Config c;
   EXPECT_THROW(c.set("worker_executor", "processes", "test"), concur::ConfigError);

@@ -52,9 +52,10 @@ struct Config {
   /// How long a cancelled call may take to stop in its worker before the
   /// worker is killed and replaced (processes executor).
   std::chrono::milliseconds cancel_grace{1000};
-  /// Calls one worker process runs at once (processes executor): its waits
-  /// overlap there. 1 keeps a crash's damage to the one call it was running.
-  std::size_t worker_concurrency = 16;
+  /// Calls one worker process runs at once (processes executor): their
+  /// waits overlap there. The default keeps a batch of slow API calls all in
+  /// flight on two workers; 1 keeps a crash's damage to the one call it hit.
+  std::size_t worker_concurrency = 1024;
   /// The in-process executor that runs a worker's calls (processes
   /// executor): event_loop, fibers, thread_pool or sequential (which runs
   /// one call at a time whatever worker_concurrency says).

@@ -46,7 +46,7 @@ constexpr std::array<ConfigKey, 13> kKeys{{
      "0", "replace a worker process after this many calls (processes executor)"},
     {"cancel_grace_ms", "CONCUR_CANCEL_GRACE_MS", "milliseconds from 1 to 3600000", "1000",
      "time a cancelled call gets to stop in its worker before the worker is killed"},
-    {"worker_concurrency", "CONCUR_WORKER_CONCURRENCY", "an integer from 1 to 100000", "16",
+    {"worker_concurrency", "CONCUR_WORKER_CONCURRENCY", "an integer from 1 to 100000", "1024",
      "calls one worker process runs at once, their waits overlapping (processes executor)"},
     {"worker_executor", "CONCUR_WORKER_EXECUTOR", "event_loop, fibers, thread_pool or sequential",
      "event_loop", "the executor that runs a worker process's calls (processes executor)"},

@@ -42,7 +42,8 @@ inline std::vector<ExecutorParam> registered_call_executor_params() {
   params.push_back({"processes_1", "processes", {{"workers", "1"}, {"worker_concurrency", "1"}}});
   params.push_back({"processes_2", "processes", {{"workers", "2"}, {"worker_concurrency", "1"}}});
   // ... and several at once, on each kind of in-process executor in a worker.
-  params.push_back({"processes_2x16", "processes", {{"workers", "2"}}});
+  params.push_back(
+      {"processes_2x16", "processes", {{"workers", "2"}, {"worker_concurrency", "16"}}});
   params.push_back(
       {"processes_1x8_fibers",
        "processes",

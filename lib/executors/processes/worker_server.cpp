@@ -27,6 +27,14 @@ namespace {
 
 // How often the reader looks for overdue calls while calls run or wait.
 constexpr int kWatchTickMs = 200;
+// How long deferred replies may wait for company before the reader sends them.
+constexpr int kDeferTickMs = 1;
+constexpr std::size_t kDeferBytes = 64 * 1024;
+// A slot yields after a call this long, or after this many calls in a row.
+constexpr long long kYieldAfterNs = 100'000;
+constexpr unsigned kYieldEvery = 64;
+// The most calls a thread_pool worker runs at once (each holds a thread).
+constexpr std::size_t kMostPoolSlots = 256;
 
 [[noreturn]] void die(const std::string& what) {
   std::fprintf(stderr, "concur worker %d: %s\n", static_cast<int>(getpid()), what.c_str());
@@ -104,15 +112,21 @@ class YieldToOthers {
 // ---- settings -------------------------------------------------------------
 
 std::size_t WorkerSettings::concurrency_of(const Config& c) {
-  return c.worker_executor == "sequential" ? 1 : std::max<std::size_t>(1, c.worker_concurrency);
+  const std::size_t asked = std::max<std::size_t>(1, c.worker_concurrency);
+  if (c.worker_executor == "sequential") return 1;
+  // Each thread_pool slot holds a thread while it waits: a few hundred at most.
+  if (c.worker_executor == "thread_pool") return std::min<std::size_t>(asked, kMostPoolSlots);
+  return asked;
 }
 
 std::string WorkerSettings::encode(const Config& c) {
+  const std::size_t slots = concurrency_of(c);
+  // One call at a time has nobody to stall: no reports for CPU-bound calls then.
+  const long long stall_ms = slots == 1 ? 0 : c.stall_threshold.count();
   return fmt::format(
       "worker_executor={};worker_concurrency={};stall_ms={};threads={};stack_kb={};"
       "cancel_grace_ms={}",
-      c.worker_executor, concurrency_of(c), c.stall_threshold.count(), c.threads, c.stack_kb,
-      c.cancel_grace.count());
+      c.worker_executor, slots, stall_ms, c.threads, c.stack_kb, c.cancel_grace.count());
 }
 
 WorkerSettings WorkerSettings::parse(std::string_view text) {
@@ -141,7 +155,7 @@ WorkerSettings WorkerSettings::parse(std::string_view text) {
   // On thread_pool each slot blocks a thread while it waits (for its next
   // call too): twice as many threads leave room for nested gathers' children.
   if (s.executor.executor == "thread_pool") {
-    s.executor.workers = static_cast<int>(std::min<std::size_t>(2 * s.concurrency, 4096));
+    s.executor.workers = static_cast<int>(2 * s.concurrency);
   }
   return s;
 }
@@ -224,12 +238,20 @@ Task<void> Server::slot_loop(Server* self, std::size_t slot) {
   detail::current_context()->set_name(detail::CallName{
       &self->slots_[slot].name,
       [](const void* n) { return std::string_view(*static_cast<const std::string*>(n)); }});
+  // The resume running now was timed under the old name: end it first.
+  co_await YieldToOthers();
+  unsigned since_yield = 0;
   for (;;) {
     NextCall::Taken next = co_await NextCall(*self, slot);
     if (next.eof) co_return;
     if (!next.frame) continue;
     co_await self->serve(std::move(*next.frame), slot);
-    co_await YieldToOthers();
+    // Runs of tiny calls give the others their turn now and then, which
+    // costs them nothing measurable (a longer call yielded in serve()).
+    if (++since_yield >= kYieldEvery) {
+      since_yield = 0;
+      co_await YieldToOthers();
+    }
   }
 }
 
@@ -260,10 +282,13 @@ Task<void> Server::serve(std::string f, std::size_t slot) {
   table_.set(slot, id, &ctx);
   if (cancelled_before_start) ctx.cancel();
 
-  std::string payload;
+  // The reply is built in place: its fixed part first, the result after it.
+  std::string reply(kReplyFixed, '\0');
   Status status = Status::ok;
   try {
-    const detail::RegisteredFunction* fn = detail::find_function(name);
+    Slot& mine = slots_[slot];  // only this slot's coroutine touches its cache
+    if (mine.fn == nullptr || mine.fn->name != name) mine.fn = detail::find_function(name);
+    const detail::RegisteredFunction* fn = mine.fn;
     if (fn == nullptr || fn->invoker == nullptr || fn->ambiguous) {
       throw UsageError("concur worker: no function '" + std::string(name) +
                        "' is registered (with a codec) in the worker executable");
@@ -273,11 +298,11 @@ Task<void> Server::serve(std::string f, std::size_t slot) {
                        "' has a different signature in the worker executable");
     }
     Reader in(args);
-    Writer out(payload);
+    Writer out(reply);
     Task<void> task = fn->invoker(in, out);
     co_await RunIn(task, &ctx);
   } catch (...) {
-    payload.clear();
+    reply.resize(kReplyFixed);
     bool by_parent = false;
     {
       std::lock_guard lock(mutex_);
@@ -289,33 +314,37 @@ Task<void> Server::serve(std::string f, std::size_t slot) {
       status = Status::error;
       const ErrorInfo info = ErrorInfo::from_exception(std::current_exception());
       const std::type_info* t = abi::__cxa_current_exception_type();
-      Writer w(payload);
+      Writer w(reply);
       w.put(std::string(t != nullptr ? t->name() : ""), info.type(), info.message());
     }
   }
   const auto ns =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
           .count();
+  // A call that ran a while gives the thread back before its reply goes
+  // out: the stall detector then charges the stall to it alone, and its
+  // report reaches the parent before the reply that may end the batch.
+  if (ns > kYieldAfterNs) co_await YieldToOthers();
+  bool more_waiting = false;
   {
     std::lock_guard lock(mutex_);
-    Slot& s = slots_[slot];
-    s.ctx = nullptr;  // ctx ends with this frame; the slot stays taken until the reply is out
+    slots_[slot].ctx =
+        nullptr;  // ctx ends with this frame; the slot stays taken until the reply is out
+    more_waiting = !queue_.empty();
   }
-
-  std::string reply;
-  reply.reserve(kReplyFixed + payload.size());
-  const std::size_t at = begin_frame(reply, Kind::reply);
-  append<std::uint64_t>(reply, id);
-  append<std::uint8_t>(reply, static_cast<std::uint8_t>(status));
-  append<std::uint64_t>(reply, static_cast<std::uint64_t>(ns));
-  append<std::uint64_t>(reply, steady_ns(start));
-  append<std::uint64_t>(reply, this_thread_id());
-  append<std::uint32_t>(reply, 0);  // waits: none recorded
-  reply.append(payload);
-  end_frame(reply, at);
+  store<std::uint32_t>(reply, 0, static_cast<std::uint32_t>(reply.size() - 4));
+  store<std::uint8_t>(reply, 4, static_cast<std::uint8_t>(Kind::reply));
+  store<std::uint64_t>(reply, kReplyIdAt, id);
+  store<std::uint8_t>(reply, kReplyStatusAt, static_cast<std::uint8_t>(status));
+  store<std::uint64_t>(reply, kReplyNanosAt, static_cast<std::uint64_t>(ns));
+  store<std::uint64_t>(reply, kReplyStartAt, steady_ns(start));
+  store<std::uint64_t>(reply, kReplyThreadAt, this_thread_id());
+  store<std::uint32_t>(reply, kReplyWaitsAt, 0);  // waits: none recorded
   // What the call printed reaches the terminal now, not when the worker ends.
   std::fflush(stdout);
-  write_frame(reply);
+  // While more calls wait, replies gather into one write (the reader thread
+  // sends them within a millisecond should the next call run long).
+  send_reply(reply, more_waiting);
   // Only now is the call off the started list: a worker dying in between
   // must not make the parent send a finished call again.
   table_.clear(slot);
@@ -339,7 +368,32 @@ Server::Server(int in_fd, int out_fd, WorkerSettings settings)
 
 void Server::write_frame(const std::string& frame) {
   std::lock_guard lock(write_mutex_);
+  if (!deferred_.empty()) {
+    write_all(out_fd_, deferred_.data(), deferred_.size());
+    deferred_.clear();
+    has_deferred_.store(false, std::memory_order_relaxed);
+  }
   write_all(out_fd_, frame.data(), frame.size());
+}
+
+void Server::send_reply(const std::string& frame, bool defer) {
+  std::lock_guard lock(write_mutex_);
+  deferred_.append(frame);
+  if (defer && deferred_.size() < kDeferBytes) {
+    has_deferred_.store(true, std::memory_order_relaxed);
+    return;
+  }
+  write_all(out_fd_, deferred_.data(), deferred_.size());
+  deferred_.clear();
+  has_deferred_.store(false, std::memory_order_relaxed);
+}
+
+void Server::flush_deferred() {
+  if (!has_deferred_.load(std::memory_order_relaxed)) return;
+  std::lock_guard lock(write_mutex_);
+  if (!deferred_.empty()) write_all(out_fd_, deferred_.data(), deferred_.size());
+  deferred_.clear();
+  has_deferred_.store(false, std::memory_order_relaxed);
 }
 
 void Server::reply_without_running(std::uint64_t id, std::uint8_t status) {
@@ -410,8 +464,12 @@ void Server::read_loop() {
       check_overdue_locked(now);
       timeout_ms = poll_timeout_ms_locked(now);
     }
+    if (has_deferred_.load(std::memory_order_relaxed)) {
+      timeout_ms = timeout_ms < 0 ? kDeferTickMs : std::min(timeout_ms, kDeferTickMs);
+    }
     pollfd pfd{in_fd_, POLLIN, 0};
     const int ready = ::poll(&pfd, 1, timeout_ms);
+    flush_deferred();
     if (ready < 0 && errno != EINTR) break;
     if (ready <= 0) continue;
 

@@ -17,6 +17,7 @@
 // concurrently there too. Each reply is written as soon as its call ends.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -30,6 +31,7 @@
 
 #include "concur/config.hpp"
 #include "concur/detail/context.hpp"
+#include "concur/registry.hpp"
 #include "concur/task.hpp"
 #include "executors/processes/last_words.hpp"
 
@@ -62,9 +64,10 @@ class Server {
     detail::Context* ctx = nullptr;
     bool cancelled = false;  // the parent cancelled it
     bool overdue_sent = false;
-    detail::TimePoint deadline = detail::kNever;   // its own timeout, from its start
-    detail::TimePoint cancel_at = detail::kNever;  // when the parent cancelled it
-    std::string name;                              // for stall reports
+    detail::TimePoint deadline = detail::kNever;     // its own timeout, from its start
+    detail::TimePoint cancel_at = detail::kNever;    // when the parent cancelled it
+    std::string name;                                // for stall reports
+    const detail::RegisteredFunction* fn = nullptr;  // the last function it ran
   };
   class NextCall;
 
@@ -77,6 +80,9 @@ class Server {
   int poll_timeout_ms_locked(detail::TimePoint now) const;
   [[noreturn]] void on_eof();
   void write_frame(const std::string& frame);
+  /// Sends a reply, or with `defer` keeps it to go out with the next ones.
+  void send_reply(const std::string& frame, bool defer);
+  void flush_deferred();
   void reply_without_running(std::uint64_t id, std::uint8_t status);
 
   const int in_fd_;   // requests
@@ -84,6 +90,8 @@ class Server {
   WorkerSettings settings_;
   RunningTable table_;
   std::mutex write_mutex_;  // one frame at a time on the reply pipe
+  std::string deferred_;    // replies not sent yet (guarded by write_mutex_)
+  std::atomic<bool> has_deferred_{false};
 
   std::mutex mutex_;  // guards everything below
   std::deque<std::string> queue_;
