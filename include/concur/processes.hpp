@@ -10,20 +10,29 @@
 // - Only registered functions with codecs for their parameter and result
 //   types can run there; a gather holding anything else fails with a
 //   UsageError before any of its calls starts.
-// - A call whose worker dies (crash, abort, exit) fails alone with
-//   WorkerCrashed naming the signal or exit status; the worker is replaced
-//   and the rest of the batch goes on. Calls queued behind it are re-sent.
+// - Each worker runs up to Config::worker_concurrency calls at once (default
+//   1024) on an in-process executor, Config::worker_executor (default
+//   event_loop), so their waits overlap; a call goes to the least loaded
+//   worker with a free slot. Executor::lanes() is workers x calls each.
+// - A call whose worker dies (crash, abort, exit) fails with WorkerCrashed
+//   naming the signal or exit status; so do the calls the worker had started
+//   beside it (the message says they were in flight on it). Calls it had not
+//   started are sent to another worker; the worker is replaced and the rest
+//   of the batch goes on. worker_concurrency = 1 confines a crash to its call.
 // - A timed-out or cancelled call is cancelled inside its worker (its waits
 //   wake, concur::cancelled() turns true); if it has not stopped after
 //   Config::cancel_grace the worker is killed and replaced. A per-task
-//   `timeout` counts from the call's start in a worker, not from its wait
-//   for a free worker; a batch `deadline` counts from the gather's start.
+//   `timeout` counts from the call's start in its worker, not from its wait
+//   for a free slot; a batch `deadline` counts from the gather's start.
 // - Workers start with the first call (default: one per core) and are
 //   recycled after Config::max_tasks_per_child calls. Up to ~1 ms of short
-//   calls is sent ahead to each worker, so tiny calls cost a few microseconds.
-// - A nested gather inside a call runs inside that call's worker, one task
-//   after another (the worker runs one call at a time, like `sequential`);
-//   the root task of Executor::run() and its direct gathers run in the parent.
+//   calls is sent ahead to each worker, so tiny calls cost a few microseconds;
+//   a worker stuck in a call hands back the calls it has not started when
+//   another worker is idle.
+// - A nested gather inside a call runs inside that call's worker, on its
+//   worker_executor; the root task of Executor::run() and its direct gathers
+//   run in the parent. A stall inside a worker is reported to the parent's
+//   stall handler.
 // - Workers die with the parent (PR_SET_PDEATHSIG plus end-of-file on their
 //   socket); their stderr reaches the parent's, each line prefixed with
 //   "[worker PID] "; their stdout is the parent's stdout. (PR_SET_PDEATHSIG
