@@ -48,8 +48,11 @@ function(collect file prefix preamble)
     list(LENGTH newlines line)
     math(EXPR line "${line} + 1")
     # Strip the comment marker of each line (headers); a README block is as is.
+    # (No ^ in the pattern: REGEX REPLACE lets ^ match where each search
+    # resumes, which would strip a second marker, e.g. of "//   // note".)
     if(NOT prefix STREQUAL "")
-      string(REGEX REPLACE "(^|\n)${prefix}" "\\1" code "${code}")
+      string(REGEX REPLACE "\n${prefix}" "\n" code "\n${code}")
+      string(SUBSTRING "${code}" 1 -1 code)
     endif()
     math(EXPR n "${count} + 1")
     set(count ${n} PARENT_SCOPE)
