@@ -199,7 +199,9 @@ TEST(Config, TomlSyntaxErrorsKeepLineAndColumn) {
   try {
     Config::from_file(file);
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("concur_syntax.toml': line 3, column 1"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("concur_syntax.toml': line 3, column 1"),
+              std::string::npos)
+        << e.what();
   }
 }
 
