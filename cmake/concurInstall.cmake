@@ -19,7 +19,12 @@ endif()
 install(TARGETS ${concur_install_targets}
   EXPORT concurTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# The fake server as a program too (demos/fake_llm), beside its library.
+if(TARGET concur-fake-llm)
+  install(TARGETS concur-fake-llm RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
 # Every public header, detail/ included: the public templates use it.
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/concur"
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
@@ -40,3 +45,28 @@ install(FILES
   "${PROJECT_BINARY_DIR}/concurConfig.cmake"
   "${PROJECT_BINARY_DIR}/concurConfigVersion.cmake"
   DESTINATION ${CONCUR_INSTALL_CMAKEDIR})
+
+# pkg-config files (cmake/concur.pc.in), relocatable: the prefix is found
+# from the .pc file's own place, so `cmake --install --prefix DIR` works.
+set(CONCUR_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig"
+    CACHE STRING "Where concur's pkg-config files are installed, relative to the prefix")
+file(RELATIVE_PATH concur_pc_prefix "/prefix/${CONCUR_INSTALL_PKGCONFIGDIR}" "/prefix")
+string(REGEX REPLACE "/$" "" concur_pc_prefix "${concur_pc_prefix}")
+# A static library's dependencies belong on the consumer's link line; a
+# shared one's only to a static link (pkg-config --static).
+get_target_property(concur_type concur TYPE)
+if(concur_type STREQUAL "STATIC_LIBRARY")
+  set(concur_pc_private "")
+else()
+  set(concur_pc_private ".private")
+endif()
+configure_file("${PROJECT_SOURCE_DIR}/cmake/concur.pc.in" "${PROJECT_BINARY_DIR}/concur.pc" @ONLY)
+install(FILES "${PROJECT_BINARY_DIR}/concur.pc" DESTINATION ${CONCUR_INSTALL_PKGCONFIGDIR})
+if(TARGET concur_fake_llm)
+  configure_file("${PROJECT_SOURCE_DIR}/cmake/concur-fake-llm.pc.in"
+                 "${PROJECT_BINARY_DIR}/concur-fake-llm.pc" @ONLY)
+  install(FILES "${PROJECT_BINARY_DIR}/concur-fake-llm.pc" DESTINATION ${CONCUR_INSTALL_PKGCONFIGDIR})
+endif()
+
+# The license, where Debian-style packages keep it.
+install(FILES "${PROJECT_SOURCE_DIR}/LICENSE" DESTINATION "${CMAKE_INSTALL_DATADIR}/doc/concur")

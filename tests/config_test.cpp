@@ -158,4 +158,74 @@ TEST(Config, MakeExecutorHonoursTheName) {
   }
 }
 
+// An application's own TOML file: concur reads its [concur] table and leaves
+// the rest of the file (the application's keys and tables) alone.
+TEST(Config, ConcurTableInAnApplicationsFile) {
+  const auto file =
+      write_toml("concur_app_table.toml",
+                 "name = \"my-app\"\n"
+                 "executor = \"not concur's\"\n"
+                 "[database]\nurl = \"postgres://x\"\n"
+                 "[concur]\nexecutor = \"thread_pool\"\nworkers = 6\nlimit = \"32\"\n");
+  Config c = Config::from_file(file);
+  EXPECT_EQ(c.executor, "thread_pool");
+  EXPECT_EQ(c.workers, 6);
+  EXPECT_EQ(c.limit, 32u);
+  {
+    ScopedEnv env{{"CONCUR_CONFIG", file}, {"CONCUR_WORKERS", "2"}};
+    Config e = Config::from_env();
+    EXPECT_EQ(e.executor, "thread_pool");  // the file's [concur] table
+    EXPECT_EQ(e.workers, 2);               // the environment wins
+  }
+  // Keys inside [concur] are checked like any others, and named with the table.
+  expect_config_error(
+      [] { Config::from_file(write_toml("concur_app_table_bad.toml", "[concur]\nwrokers = 4\n")); },
+      {std::string(concur::messages::kUnknownKey), "wrokers",
+       "concur_app_table_bad.toml [concur]"});
+  expect_config_error(
+      [] { Config::from_file(write_toml("concur_app_table_kind.toml", "concur = 3\n")); },
+      {"'concur'", "a table"});
+  // Without a [concur] table, an application's key is unknown, and the
+  // message says where concur's keys go.
+  expect_config_error(
+      [] { Config::from_file(write_toml("concur_app_no_table.toml", "name = \"my-app\"\n")); },
+      {"'name'", "[concur]"});
+}
+
+TEST(Config, TomlSyntaxErrorsKeepLineAndColumn) {
+  const auto file = write_toml("concur_syntax.toml", "workers = 2\nlimit = 8\nenabled = fi\n");
+  expect_config_error([&] { Config::from_file(file); },
+                      {"concur_syntax.toml", "line 3, column", "expected 'false'"});
+  try {
+    Config::from_file(file);
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("concur_syntax.toml': line 3, column 1"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// A source that is not a regular file would parse as empty (a directory) or
+// never end (/dev/zero): either way the defaults would run unannounced.
+TEST(Config, SourcesThatAreNotFilesAreErrors) {
+  const std::string dir = std::filesystem::temp_directory_path().string();
+  expect_config_error([&] { Config::from_file(dir); },
+                      {dir, std::string(concur::messages::kNotAFile), "a directory"});
+  expect_config_error([] { Config::from_file("/dev/zero"); }, {"/dev/zero", "a character device"});
+  {
+    ScopedEnv env{{"CONCUR_CONFIG", dir}};
+    expect_config_error([] { Config::from_env(); }, {dir, "a directory"});
+  }
+  {
+    ScopedEnv env{{"CONCUR_CONFIG", "/dev/zero"}};
+    expect_config_error([] { Config::from_env(); }, {"/dev/zero", "a character device"});
+  }
+  // A symbolic link to a regular file is a file.
+  const auto target = write_toml("concur_link_target.toml", "workers = 5\n");
+  const auto link = std::filesystem::temp_directory_path() / "concur_link.toml";
+  std::filesystem::remove(link);
+  std::filesystem::create_symlink(target, link);
+  EXPECT_EQ(Config::from_file(link.string()).workers, 5);
+}
+
 }  // namespace

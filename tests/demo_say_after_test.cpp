@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "support/run_program.hpp"
 
@@ -80,6 +81,57 @@ TEST(SayAfterDemo, BadConfigFlagIsAClearError) {
   EXPECT_NE(out.find("\"zero\""), std::string::npos) << out;
   EXPECT_NE(out.find("--workers"), std::string::npos) << out;
   EXPECT_NE(out.find("exit=2"), std::string::npos) << out;
+}
+
+// The executors a --json run used, in order.
+std::vector<std::string> executors_run(const std::string& env, const std::string& flags) {
+  const std::string out = run(env + " " + std::string(CONCUR_SAY_AFTER_BIN) +
+                              " --case gather --scale 0.02 --json " + flags);
+  std::vector<std::string> names;
+  std::size_t start = 0;
+  while (start < out.size()) {
+    const auto end = out.find('\n', start);
+    const std::string line = out.substr(start, end - start);
+    start = end == std::string::npos ? out.size() : end + 1;
+    if (!line.empty()) names.emplace_back(boost::json::parse(line).at("executor").as_string());
+  }
+  return names;
+}
+
+std::string toml_file(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + name;
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "w"), &std::fclose);
+  std::fputs(text.c_str(), f.get());
+  return path;
+}
+
+// The README's precedence holds for the demos too: their own default
+// (--executor all) is a built-in default, so the file and the environment
+// beat it, and the flag beats them both.
+TEST(SayAfterDemo, ExecutorPrecedenceDefaultFileEnvironmentFlag) {
+  using V = std::vector<std::string>;
+  const std::string file = toml_file("say_after_precedence.toml", "executor = \"sequential\"\n");
+  const std::string app_file =
+      toml_file("say_after_app.toml", "name = \"app\"\n[concur]\nexecutor = \"fibers\"\n");
+  EXPECT_EQ(executors_run("CONCUR_EXECUTOR=event_loop", ""), V{"event_loop"});
+  EXPECT_EQ(executors_run("CONCUR_CONFIG=" + file, ""), V{"sequential"});
+  EXPECT_EQ(executors_run("", "--config " + app_file), V{"fibers"});
+  EXPECT_EQ(executors_run("CONCUR_CONFIG=" + file + " CONCUR_EXECUTOR=thread_pool", ""),
+            V{"thread_pool"});
+  EXPECT_EQ(executors_run("CONCUR_EXECUTOR=thread_pool", "--executor sequential,event_loop"),
+            (V{"sequential", "event_loop"}));
+}
+
+TEST(SayAfterDemo, EmptyExecutorListsAreErrors) {
+  for (const char* flag : {"--executor ''", "--executor sequential,", "--executor ,sequential",
+                           "--executor sequential,,event_loop"}) {
+    SCOPED_TRACE(flag);
+    const std::string out = run(std::string(CONCUR_SAY_AFTER_BIN) + " --case gather --scale 0.02 " +
+                                flag + " 2>&1; echo exit=$?");
+    EXPECT_NE(out.find("for key 'executor' (from --executor)"), std::string::npos) << out;
+    EXPECT_NE(out.find("exit=2"), std::string::npos) << out;
+    EXPECT_EQ(out.find("hello"), std::string::npos) << "nothing should run: " << out;
+  }
 }
 
 }  // namespace

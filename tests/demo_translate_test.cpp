@@ -126,4 +126,15 @@ TEST(TranslateDemo, BadInputsAreClearErrors) {
   EXPECT_NE(out.find("exit=2"), std::string::npos) << out;
 }
 
+// A configuration error is found before the demo prints its header: stdout
+// stays empty and the exit status is 2 (issue 20: "Translating ..." came first).
+TEST(TranslateDemo, AConfigErrorPrintsNothingOnStdout) {
+  std::string out = run("CONCUR_WORKERS=0 " + std::string(CONCUR_TRANSLATE_BIN) +
+                        " --executor sequential,thread_pool 2>/dev/null; echo exit=$?");
+  EXPECT_EQ(out, "exit=2\n");
+  out = run("CONCUR_WORKERS=0 " + std::string(CONCUR_TRANSLATE_BIN) +
+            " --executor thread_pool 2>&1 >/dev/null");
+  EXPECT_NE(out.find("CONCUR_WORKERS"), std::string::npos) << out;
+}
+
 }  // namespace

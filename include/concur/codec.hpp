@@ -12,18 +12,27 @@
 // std::vector, std::array, std::pair, std::tuple, std::optional, std::map,
 // std::monostate. Your own type, two ways (pick one):
 //
-//   // 1. Two functions found by argument-dependent lookup (in T's namespace):
-//   struct Point { int x; int y; std::string label; };
-//   void concur_encode(concur::Writer& w, const Point& p) { w.put(p.x, p.y, p.label); }
-//   Point concur_decode(concur::Reader& r, concur::type_tag<Point>) {
-//     return {r.get<int>(), r.get<int>(), r.get<std::string>()};   // braces: left to right
-//   }
+// ```cpp
+// #include <string>
 //
-//   // 2. Or a specialisation of concur::Codec:
-//   template <> struct concur::Codec<Point> {
-//     static void encode(concur::Writer& w, const Point& p);
-//     static Point decode(concur::Reader& r);
-//   };
+// // 1. Two functions found by argument-dependent lookup (in T's namespace):
+// namespace geo {
+// struct Point { int x; int y; std::string label; };
+// void concur_encode(concur::Writer& w, const Point& p) { w.put(p.x, p.y, p.label); }
+// Point concur_decode(concur::Reader& r, concur::type_tag<Point>) {
+//   return {r.get<int>(), r.get<int>(), r.get<std::string>()};  // braces: left to right
+// }
+// }  // namespace geo
+// static_assert(concur::Encodable<geo::Point>);
+//
+// // 2. Or a specialisation of concur::Codec:
+// struct Size { int w; int h; };
+// template <> struct concur::Codec<Size> {
+//   static void encode(concur::Writer& w, const Size& s) { w.put(s.w, s.h); }
+//   static Size decode(concur::Reader& r) { return {r.get<int>(), r.get<int>()}; }
+// };
+// static_assert(concur::Encodable<Size>);
+// ```
 //
 // A registered function whose parameter or result types have no codec still
 // runs on every in-process executor; on `processes` its calls fail with a

@@ -72,10 +72,13 @@ struct Config {
   /// Sets one key from text. Throws ConfigError naming the key, the value,
   /// what is accepted and `source` (e.g. "CONCUR_WORKERS" or "concur.toml").
   void set(std::string_view key, std::string_view value, std::string_view source = "code");
-  /// Applies every key of a TOML file (top-level `key = value` pairs; strings
-  /// or integers); unknown keys are errors. Throws ConfigError naming the file
-  /// when it cannot be read or parsed, or like set() for a key; keys applied
-  /// before the bad one stay applied.
+  /// Applies every key of a TOML file: the keys of its `[concur]` table when
+  /// it has one (the rest of the file is the application's own), else its
+  /// top-level `key = value` pairs; values are strings or integers; unknown
+  /// keys are errors. Throws ConfigError naming the file when it is not a
+  /// regular file (a directory, a device), cannot be read, or does not parse
+  /// (with the line and column), or like set() for a key; keys applied before
+  /// the bad one stay applied.
   void merge_file(const std::string& path);
   /// Applies every CONCUR_* variable of the environment (CONCUR_CONFIG aside);
   /// unknown ones are errors. Throws ConfigError like set().

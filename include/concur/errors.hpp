@@ -29,6 +29,8 @@ inline constexpr std::string_view kUnknownExecutor = "unknown executor";
 inline constexpr std::string_view kUnknownKey = "unknown configuration key";
 /// ConfigError: a value is outside what its key accepts.
 inline constexpr std::string_view kBadValue = "invalid value";
+/// ConfigError: a configuration file names a directory, a device or a pipe.
+inline constexpr std::string_view kNotAFile = "not a regular file:";
 /// Error: the fibers executor could not map a stack for a new fiber.
 inline constexpr std::string_view kStackAllocation = "cannot allocate a fiber stack";
 }  // namespace messages

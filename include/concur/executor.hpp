@@ -1,8 +1,20 @@
 // concur::Executor: one concurrency model behind one API.
 //
+// ```cpp
+// #include <chrono>
+// #include <vector>
+// using namespace std::chrono_literals;
+//
+// concur::Task<int> twice(int x) { co_return 2 * x; }
+//
+// void run_some() {
 //   auto ex = concur::make_executor(concur::Config::from_env());
-//   auto [a, b] = ex->gather(concur::call(f, 1), concur::call(g, 2));
-//   auto rs = ex->gather_settled(calls, {.limit = 64, .timeout = 30s});
+//   auto [a, b] = ex->gather(concur::call(twice, 1), concur::call(twice, 2));  // 2, 4
+//   std::vector<decltype(concur::call(twice, 0))> calls;
+//   for (int i = 0; i < 100; ++i) calls.push_back(concur::call(twice, i));
+//   auto rs = ex->gather_settled(calls, {.limit = 64, .timeout = 30s});  // 100 Result<int>
+// }
+// ```
 //
 // The blocking member functions run a batch to the end on this executor and
 // return its outcome; inside a task, co_await the free functions of
@@ -91,11 +103,15 @@ class Executor {
   /// timeout and deadline.
   template <TaskFactory... Cs>
   auto gather(Cs... calls) {
-    return run(concur::gather(defaults({}), std::move(calls)...));
+    static_assert(sizeof...(Cs) > 0, CONCUR_DETAIL_NO_CALLS("Executor::gather"));
+    if constexpr (sizeof...(Cs) > 0) return run(concur::gather(defaults({}), std::move(calls)...));
   }
   template <TaskFactory... Cs>
   auto gather(GatherOptions options, Cs... calls) {
-    return run(concur::gather(defaults(std::move(options)), std::move(calls)...));
+    static_assert(sizeof...(Cs) > 0, CONCUR_DETAIL_NO_CALLS("Executor::gather"));
+    if constexpr (sizeof...(Cs) > 0) {
+      return run(concur::gather(defaults(std::move(options)), std::move(calls)...));
+    }
   }
   /// gather(range): a vector of values in input order (nothing for void
   /// tasks), fail-fast as above. `calls` is read while the call runs.
@@ -109,7 +125,10 @@ class Executor {
   /// Options left at zero take the Config defaults.
   template <TaskFactory... Cs>
   auto gather_settled(Cs... calls) {
-    return run(concur::gather_settled(defaults({}), std::move(calls)...));
+    static_assert(sizeof...(Cs) > 0, CONCUR_DETAIL_NO_CALLS("Executor::gather_settled"));
+    if constexpr (sizeof...(Cs) > 0) {
+      return run(concur::gather_settled(defaults({}), std::move(calls)...));
+    }
   }
   template <CallRange R>
   auto gather_settled(const R& calls, GatherOptions options = {}) {
@@ -139,7 +158,8 @@ class Executor {
     return out;
   }
 
-  /// Replaces the stall handler (the default prints one line to stderr); an
+  /// Replaces the stall handler (the default sends one line to concur::log,
+  /// level warning: stderr unless set_log_handler says otherwise); an
   /// empty handler silences reports (stall_count() still counts). Call it
   /// between blocking calls, not while one runs.
   void on_stall(StallHandler handler);

@@ -18,8 +18,16 @@
 //   [[fault:KIND:N]]     the first N requests with this exact prompt fail, later ones succeed
 //   [[latency:NNms]]     this request's latency instead of a drawn one
 //
+// ```cpp
+// #include <chrono>
+// #include <string>
+// using namespace std::chrono_literals;
+//
+// std::string start_one() {
 //   concur::fake_llm::Server server({.latency = concur::fake_llm::Latency::fixed(200ms)});
-//   std::string url = server.base_url();   // "http://127.0.0.1:PORT/v1"
+//   return server.base_url();  // "http://127.0.0.1:PORT/v1"; stops with `server`
+// }
+// ```
 //
 // It is asynchronous (Boost.Beast on a few threads, one timer per delayed
 // reply), so it holds tens of thousands of idle keep-alive connections.

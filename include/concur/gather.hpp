@@ -1,9 +1,24 @@
 // concur::gather and friends, awaited inside a task (asyncio.gather).
 //
-//   auto [a, b] = co_await concur::gather(call(f, 1), call(g, 2));   // tuple
-//   std::vector<int> v = co_await concur::gather(calls, {.limit = 8});  // range
-//   auto rs = co_await concur::gather_settled(calls);  // one Result per input
-//   co_await concur::as_completed(calls, [](std::size_t i, Result<int>&& r) {...});
+// ```cpp
+// #include <cstddef>
+// #include <vector>
+//
+// concur::Task<int> square(int x) { co_return x * x; }
+//
+// concur::Task<int> total() {
+//   auto [a, b] = co_await concur::gather(concur::call(square, 1), concur::call(square, 2));
+//   std::vector<decltype(concur::call(square, 0))> calls;
+//   for (int i = 0; i < 10; ++i) calls.push_back(concur::call(square, i));
+//   std::vector<int> v = co_await concur::gather(calls, {.limit = 8});  // input order
+//   auto rs = co_await concur::gather_settled(calls);                  // one Result per input
+//   int sum = 0;
+//   co_await concur::as_completed(calls, [&](std::size_t, concur::Result<int>&& r) {
+//     if (r.ok()) sum += r.value();  // completion order
+//   });
+//   co_return a + b + v.back() + static_cast<int>(rs.size()) + sum;
+// }
+// ```
 //
 // Children run on the executor running the awaiting task. Results come back in
 // input order. gather() is fail-fast: the first failure cancels the siblings,
@@ -34,6 +49,14 @@
 #include "concur/options.hpp"
 #include "concur/result.hpp"
 #include "concur/task.hpp"
+
+// The message of the static_assert that an empty variadic gather() meets:
+// without it the error surfaces deep inside std::tuple ("tuple index must be
+// in range"). A macro because static_assert takes only a string literal.
+#define CONCUR_DETAIL_NO_CALLS(fn)                                         \
+  "concur::" fn                                                            \
+  "() needs at least one call: pass concur::call(fn, args...) arguments, " \
+  "or a range of calls (a range may be empty)"
 
 namespace concur {
 
@@ -274,12 +297,19 @@ Task<void> as_completed_range(V view, CompletionHook<range_value_t<V>> hook,
 /// DeadlineExceeded is thrown instead.
 template <TaskFactory... Cs>
 auto gather(Cs... calls) {
-  return detail::gather_tuple<detail::GatherMode::fail_fast>(GatherOptions{}, std::move(calls)...);
+  static_assert(sizeof...(Cs) > 0, CONCUR_DETAIL_NO_CALLS("gather"));
+  if constexpr (sizeof...(Cs) > 0) {
+    return detail::gather_tuple<detail::GatherMode::fail_fast>(GatherOptions{},
+                                                               std::move(calls)...);
+  }
 }
 template <TaskFactory... Cs>
 auto gather(GatherOptions options, Cs... calls) {
-  return detail::gather_tuple<detail::GatherMode::fail_fast>(std::move(options),
-                                                             std::move(calls)...);
+  static_assert(sizeof...(Cs) > 0, CONCUR_DETAIL_NO_CALLS("gather"));
+  if constexpr (sizeof...(Cs) > 0) {
+    return detail::gather_tuple<detail::GatherMode::fail_fast>(std::move(options),
+                                                               std::move(calls)...);
+  }
 }
 
 /// Like gather, but every call's outcome comes back as a Result, in argument
@@ -287,11 +317,18 @@ auto gather(GatherOptions options, Cs... calls) {
 /// itself is cancelled (Cancelled, TimeoutError or DeadlineExceeded).
 template <TaskFactory... Cs>
 auto gather_settled(Cs... calls) {
-  return detail::gather_tuple<detail::GatherMode::settled>(GatherOptions{}, std::move(calls)...);
+  static_assert(sizeof...(Cs) > 0, CONCUR_DETAIL_NO_CALLS("gather_settled"));
+  if constexpr (sizeof...(Cs) > 0) {
+    return detail::gather_tuple<detail::GatherMode::settled>(GatherOptions{}, std::move(calls)...);
+  }
 }
 template <TaskFactory... Cs>
 auto gather_settled(GatherOptions options, Cs... calls) {
-  return detail::gather_tuple<detail::GatherMode::settled>(std::move(options), std::move(calls)...);
+  static_assert(sizeof...(Cs) > 0, CONCUR_DETAIL_NO_CALLS("gather_settled"));
+  if constexpr (sizeof...(Cs) > 0) {
+    return detail::gather_tuple<detail::GatherMode::settled>(std::move(options),
+                                                             std::move(calls)...);
+  }
 }
 
 /// Runs a range of calls; a vector of values in input order (void: nothing).

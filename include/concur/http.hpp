@@ -1,9 +1,13 @@
 // concur::http: one request/response API for every executor (DESIGN §6).
 //
-//   concur::Task<std::string> fetch(std::string url) {
-//     concur::http::Response r = co_await concur::http::get(url);
-//     co_return r.body;
-//   }
+// ```cpp
+// #include <string>
+//
+// concur::Task<std::string> fetch(std::string url) {
+//   concur::http::Response r = co_await concur::http::get(url);
+//   co_return r.body;
+// }
+// ```
 //
 // An HTTP exchange is a library wait: the task asks the current driver how to
 // wait (DESIGN §4). On event_loop and fibers the transfer runs on the

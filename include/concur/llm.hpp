@@ -1,11 +1,24 @@
 // concur::llm: an OpenAI-compatible chat-completions client (DESIGN §6).
 //
-//   concur::llm::Client client({.base_url = "http://127.0.0.1:8000/v1", .model = "gpt-4o-mini"});
-//   concur::Task<std::string> translate(const concur::llm::Client& c, std::string text) {
-//     auto r = co_await c.chat({.messages = {{"system", "Translate to Japanese."},
-//                                             {"user", std::move(text)}}});
-//     co_return r.content;
-//   }
+// ```cpp
+// #include <string>
+//
+// const concur::llm::Client client({.base_url = "http://127.0.0.1:8000/v1",
+//                                   .model = "gpt-4o-mini"});
+//
+// concur::Task<std::string> translate(const concur::llm::Client& c, std::string text) {
+//   // A named request, built before the co_await: GCC 12 rejects a braced
+//   // temporary with string literals inside the co_await expression.
+//   concur::llm::ChatRequest request{
+//       .messages = {{"system", "Translate to Japanese."}, {"user", std::move(text)}}};
+//   auto r = co_await c.chat(std::move(request));
+//   co_return r.content;
+// }
+// ```
+//
+// A Client lives in one process. To run chat calls on the processes executor,
+// gather concur::llm::chat_call (concur/llm_call.hpp): a registered call
+// that takes the ClientOptions and builds its Client in the worker.
 //
 // Every call is a concur::http exchange, so it runs concurrently on every
 // executor and is a cancellation point. Failed attempts are retried like the

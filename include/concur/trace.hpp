@@ -1,10 +1,22 @@
 // concur::trace: record what every task did, and draw it.
 //
-//   concur::trace::Recorder rec(*ex);          // starts recording (off by default)
-//   ex->gather_settled(calls);
+// ```cpp
+// #include <concur/concur.hpp>
+//
+// #include <vector>
+//
+// concur::Task<int> work(int i) { co_return i; }
+//
+// void record(concur::Executor& ex) {
+//   std::vector<decltype(concur::call(work, 0))> calls{concur::call(work, 1),
+//                                                      concur::call(work, 2)};
+//   concur::trace::Recorder rec(ex);  // starts recording (off by default)
+//   ex.gather_settled(calls);
 //   concur::trace::Trace t = rec.stop();
-//   concur::trace::write_chrome_json(t, "run.json");   // Perfetto, chrome://tracing
-//   concur::trace::write_svg(t, "run.svg");            // one lane per thread/process
+//   concur::trace::write_chrome_json(t, "run.json");  // Perfetto, chrome://tracing
+//   concur::trace::write_svg(t, "run.svg");           // one lane per thread/process
+// }
+// ```
 //
 // For every task the recorder keeps its call name, executor, process and
 // thread, its start and end, and the intervals it spent waiting (parked in a

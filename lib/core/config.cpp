@@ -7,6 +7,7 @@
 #include <array>
 #include <charconv>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <sstream>
 #include <string>
@@ -172,15 +173,84 @@ void Config::validate() const {
   probe.set("worker_executor", worker_executor, "code");
 }
 
+namespace {
+
+// The table holding concur's keys: an application's own TOML file keeps them
+// under [concur] (the rest of the file is the application's); a file of
+// concur's alone may hold them at the top level.
+constexpr std::string_view kTableName = "concur";
+
+// A configuration source must be a regular file (or a link to one): a
+// directory or a device would otherwise parse as an empty table, or read
+// forever (/dev/zero), and the program would run on the defaults unawares.
+void check_regular_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec || st.type() == fs::file_type::not_found) {
+    throw ConfigError(fmt::format("concur config: cannot read TOML file '{}': {}", path,
+                                  ec ? ec.message() : "no such file"));
+  }
+  if (st.type() == fs::file_type::regular) return;
+  std::string_view kind = "not a regular file";
+  switch (st.type()) {
+    case fs::file_type::directory:
+      kind = "a directory";
+      break;
+    case fs::file_type::character:
+      kind = "a character device";
+      break;
+    case fs::file_type::block:
+      kind = "a block device";
+      break;
+    case fs::file_type::fifo:
+      kind = "a named pipe";
+      break;
+    case fs::file_type::socket:
+      kind = "a socket";
+      break;
+    default:
+      break;
+  }
+  throw ConfigError(fmt::format("concur config: cannot read TOML file '{}': {} it is {}", path,
+                                messages::kNotAFile, kind));
+}
+
+}  // namespace
+
 void Config::merge_file(const std::string& path) {
+  check_regular_file(path);
   toml::table table;
   try {
     table = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
+    // toml++ puts the position in source(), not in description().
+    const toml::source_region& where = e.source();
     throw ConfigError(
-        fmt::format("concur config: cannot read TOML file '{}': {}", path, e.description()));
+        fmt::format("concur config: cannot read TOML file '{}': line {}, column {}: {}", path,
+                    where.begin.line, where.begin.column, e.description()));
   }
-  for (auto&& [name, node] : table) {
+  std::string source = path;
+  const toml::table* keys = &table;
+  if (const toml::node* own = table.get(kTableName)) {
+    keys = own->as_table();
+    if (keys == nullptr) {
+      std::ostringstream kind;
+      kind << '<' << own->type() << '>';
+      throw ConfigError(
+          fmt::format("concur config: {} \"{}\" for key '{}' (from {}): expected a table ([{}]) of "
+                      "concur's keys",
+                      messages::kBadValue, kind.str(), kTableName, path, kTableName));
+    }
+    source = fmt::format("{} [{}]", path, kTableName);
+  }
+  for (auto&& [name, node] : *keys) {
+    if (keys == &table && find_key(name.str()) == nullptr) {
+      throw ConfigError(fmt::format(
+          "concur config: {} '{}' (from {}): accepted keys are {} (an application's own TOML "
+          "file keeps concur's keys in a [{}] table)",
+          messages::kUnknownKey, name.str(), source, accepted_keys(), kTableName));
+    }
     std::string text;
     if (auto s = node.value_exact<std::string>()) {
       text = *s;
@@ -189,9 +259,9 @@ void Config::merge_file(const std::string& path) {
     } else if (find_key(name.str()) != nullptr) {
       std::ostringstream kind;
       kind << '<' << node.type() << '>';
-      bad_value(name.str(), kind.str(), path, find_key(name.str())->accepted);
+      bad_value(name.str(), kind.str(), source, find_key(name.str())->accepted);
     }
-    set(name.str(), text, path);
+    set(name.str(), text, source);
   }
 }
 

@@ -3,10 +3,10 @@
 #include <fmt/format.h>
 
 #include <array>
-#include <cstdio>
 
 #include "concur/detail/trace_hooks.hpp"
 #include "concur/errors.hpp"
+#include "concur/log.hpp"
 #include "executors/event_loop.hpp"
 #include "executors/fibers.hpp"
 #include "executors/processes.hpp"
@@ -39,13 +39,11 @@ constexpr auto kNames = [] {
 }();
 
 void print_stall(const StallReport& r) {
-  std::fprintf(stderr,
-               "concur: task '%s' blocked the %s thread for %lld ms (stall threshold %lld ms)\n",
-               r.task.c_str(), r.executor.c_str(),
-               static_cast<long long>(
-                   std::chrono::duration_cast<std::chrono::milliseconds>(r.duration).count()),
-               static_cast<long long>(
-                   std::chrono::duration_cast<std::chrono::milliseconds>(r.threshold).count()));
+  log(LogLevel::warning,
+      fmt::format("concur: task '{}' blocked the {} thread for {} ms (stall threshold {} ms)",
+                  r.task, r.executor,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(r.duration).count(),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(r.threshold).count()));
 }
 
 }  // namespace

@@ -37,12 +37,35 @@ if(MODE STREQUAL "find_package")
   file(REMOVE_RECURSE "${prefix}")
   run_step("cmake --install into ${prefix}"
            "${CMAKE_COMMAND}" --install "${CONCUR_BINARY_DIR}" --prefix "${prefix}")
-  foreach(f include/concur/concur.hpp lib/libconcur.a lib/cmake/concur/concurConfig.cmake
-          lib/cmake/concur/concurConfigVersion.cmake lib/cmake/concur/concurTargets.cmake)
+  foreach(f include/concur/concur.hpp lib/cmake/concur/concurConfig.cmake
+          lib/cmake/concur/concurConfigVersion.cmake lib/cmake/concur/concurTargets.cmake
+          lib/pkgconfig/concur.pc bin/concur-fake-llm share/doc/concur/LICENSE)
     if(NOT EXISTS "${prefix}/${f}")
       message(FATAL_ERROR "concur consumer (${MODE}): the install lacks ${f}")
     endif()
   endforeach()
+  if(NOT EXISTS "${prefix}/lib/libconcur.a" AND NOT EXISTS "${prefix}/lib/libconcur.so")
+    message(FATAL_ERROR "concur consumer (${MODE}): the install lacks lib/libconcur.a (or .so)")
+  endif()
+  # Every generator expression of the export resolves to something: an empty
+  # $<LINK_ONLY:> was a build-tree-only target that leaked into it.
+  file(READ "${prefix}/lib/cmake/concur/concurTargets.cmake" targets_text)
+  if(targets_text MATCHES "\\$<LINK_ONLY:>")
+    message(FATAL_ERROR "concur consumer (${MODE}): concurTargets.cmake holds an empty $<LINK_ONLY:>")
+  endif()
+  # A component the install lacks fails find_package with a message naming it.
+  set(bad_dir "${WORK_DIR}/bad_component")
+  file(REMOVE_RECURSE "${bad_dir}")
+  file(WRITE "${bad_dir}/CMakeLists.txt"
+       "cmake_minimum_required(VERSION 3.25)\nproject(bad LANGUAGES CXX)\n"
+       "find_package(concur CONFIG REQUIRED COMPONENTS nope)\n")
+  execute_process(COMMAND "${CMAKE_COMMAND}" -S "${bad_dir}" -B "${bad_dir}/build" -G "${GENERATOR}"
+                          "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}" "-DCMAKE_PREFIX_PATH=${prefix}"
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(rc EQUAL 0 OR NOT out MATCHES "concur has no component 'nope'")
+    message(FATAL_ERROR "concur consumer (${MODE}): COMPONENTS nope gave (${rc}):\n${out}")
+  endif()
+  message(STATUS "concur consumer (${MODE}): an unknown component is a clear error: ok")
   list(APPEND configure_args "-DCMAKE_PREFIX_PATH=${prefix}"
        -DCMAKE_FIND_PACKAGE_NO_PACKAGE_REGISTRY=ON "-DCONCUR_README=${CONCUR_SOURCE_DIR}/README.md")
 elseif(MODE STREQUAL "add_subdirectory")
@@ -95,6 +118,18 @@ endfunction()
 foreach(name IN LISTS names)
   run_example(${name} "CONCUR_EXECUTOR=${name}")
 endforeach()
+
+# The README example's first lesson: a bad setting prints the ConfigError and
+# exits 2 (not `terminate called ...`, rc 134), with nothing on stdout.
+execute_process(
+  COMMAND "${CMAKE_COMMAND}" -E env ${clean_env} CONCUR_EXECUTR=fibers "${WORK_DIR}/build/readme_example"
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
+if(NOT rc EQUAL 2 OR NOT out STREQUAL "" OR NOT err MATCHES "unknown configuration key 'CONCUR_EXECUTR'"
+   OR err MATCHES "terminate")
+  message(FATAL_ERROR "concur consumer (${MODE}): README example with CONCUR_EXECUTR=fibers "
+                      "exited ${rc}\nstdout:\n${out}\nstderr:\n${err}")
+endif()
+message(STATUS "concur consumer (${MODE}): README example on a bad setting: exit 2 with the ConfigError: ok")
 
 if(MODE STREQUAL "find_package")
   file(READ "${WORK_DIR}/prefix/lib/cmake/concur/concurTargets.cmake" targets_text)

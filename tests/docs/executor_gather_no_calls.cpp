@@ -1,0 +1,4 @@
+// Must not compile: Executor::gather() with no calls (tests/docs/CMakeLists.txt).
+#include <concur/concur.hpp>
+
+void empty_gather(concur::Executor& ex) { ex.gather(); }
