@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "concur/log.hpp"
 #include "concur/processes.hpp"
 #include "concur/registry.hpp"
 #include "concur/trace.hpp"
@@ -39,7 +40,8 @@ constexpr std::size_t kMaxWindow = 1024;
 // recent call times) while another is idle is asked for its unstarted calls.
 constexpr auto kStuckAfter = std::chrono::milliseconds(20);
 
-void log_line(const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); }
+// The pool's own messages go through the program's log hook (concur/log.hpp).
+void log_line(const std::string& line) { concur::log(concur::LogLevel::error, line); }
 
 }  // namespace
 
