@@ -110,6 +110,15 @@ void record_task(std::string_view name, std::string_view executor, int lane_pid,
                  Clock::time_point start, Clock::time_point end, bool failed = false,
                  std::span<const std::pair<Clock::time_point, Clock::time_point>> waits = {});
 
+/// Over the trace's span (first start to last end): how many tasks were on a
+/// CPU at once, on average. A thread runs one task at a time (a child run
+/// inline inside its parent counts once) and at most `cpus` threads run at
+/// once (0: the CPUs this process may use), so on 2 cores this is at most 2,
+/// whatever the number of tasks that were merely not waiting. Set it beside
+/// CPU seconds per wall second, which also counts what the trace does not
+/// see (I/O threads, an in-process server).
+double average_on_cpu(const Trace& t, unsigned cpus = 0);
+
 /// Chrome trace-event JSON (opens in ui.perfetto.dev and chrome://tracing):
 /// per thread, B/E slices while a task runs; per task, an async b/e span with
 /// its waits nested inside; stalls as instant events.
