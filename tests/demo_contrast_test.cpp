@@ -140,8 +140,9 @@ TEST_F(ContrastDemo, OnlyParallelExecutorsSpeedUpCpuWork) {
   }
   // Tasks on a CPU at once, not tasks merely not waiting: never above the cores.
   for (const char* executor : {"thread_pool", "fibers(threads=2)", "processes"}) {
-    if (rows_.count({executor, "cpu"}))
+    if (rows_.count({executor, "cpu"})) {
       EXPECT_LE(row(executor, "cpu").num("on_cpu"), cores + 0.01) << executor;
+    }
   }
   if (cores < 2) GTEST_FAIL() << "this lesson needs 2 cores; the machine has " << cores;
   const bool idle = load_before_ <= static_cast<double>(cores) - 1 &&

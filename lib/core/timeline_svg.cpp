@@ -131,6 +131,13 @@ std::string executors_of(const Trace& t) {
   return out;
 }
 
+// 0.013 -> "0.01", 3.46 -> "3.5", 31.2 -> "31".
+std::string mean_text(double v) {
+  if (v >= 10) return fmt::format("{:.0f}", v);
+  if (v >= 1) return fmt::format("{:.1f}", v);
+  return fmt::format("{:.2f}", v);
+}
+
 // The aggregate strip: per pixel column, the time-averaged number of tasks in
 // flight (pale) and of threads running one (dark), on one scale from 0 to the
 // peak in flight, with both peaks in the label.
@@ -138,14 +145,20 @@ void write_strip(std::ostream& out, const Trace& t, Nanos t0, Nanos t1, double l
                  double plot_w, double strip_h) {
   const std::vector<detail::Step> steps = detail::occupancy(t);
   int peak_flight = 0, peak_running = 0;
-  for (const detail::Step& s : steps) {
-    peak_flight = std::max(peak_flight, s.in_flight);
-    peak_running = std::max(peak_running, s.running);
+  double area_flight = 0, area_running = 0;  // count x ns
+  for (std::size_t k = 0; k < steps.size(); ++k) {
+    peak_flight = std::max(peak_flight, steps[k].in_flight);
+    peak_running = std::max(peak_running, steps[k].running);
+    if (k + 1 == steps.size()) break;
+    const double d = static_cast<double>((steps[k + 1].at - steps[k].at).count());
+    area_flight += steps[k].in_flight * d;
+    area_running += steps[k].running * d;
   }
   const int columns = std::max(1, static_cast<int>(std::lround(plot_w)));
   const double c_w = plot_w / columns;
   const double span = static_cast<double>(std::max<Nanos::rep>((t1 - t0).count(), 1));
   const double dt = span / columns;
+  const double mean_flight = area_flight / span, mean_running = area_running / span;
   std::vector<double> flight(columns, 0), running(columns, 0);
   std::size_t i = 0;
   for (int c = 0; c < columns; ++c) {
@@ -178,8 +191,8 @@ void write_strip(std::ostream& out, const Trace& t, Nanos t0, Nanos t1, double l
     return d;
   };
   out << fmt::format(
-             R"(<g class="aggregate" data-peak-in-flight="{}" data-peak-running="{}"><title>all {} tasks: in flight (pale) and threads running one (dark), averaged per pixel</title>)",
-             peak_flight, peak_running, t.tasks.size())
+             R"(<g class="aggregate" data-peak-in-flight="{}" data-peak-running="{}"><title>all {} tasks: in flight (pale) and threads running one (dark), averaged per pixel; peaks {} and {}</title>)",
+             peak_flight, peak_running, t.tasks.size(), peak_flight, peak_running)
       << fmt::format(
              R"(<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" class="strip"/>)", left,
              top, plot_w, strip_h)
@@ -189,11 +202,11 @@ void write_strip(std::ostream& out, const Trace& t, Nanos t0, Nanos t1, double l
              R"(<text x="{:.1f}" y="{:.1f}" class="label" text-anchor="end">all tasks</text>)",
              left - 10, top + 16)
       << fmt::format(
-             R"(<text x="{:.1f}" y="{:.1f}" class="sub" text-anchor="end">in flight (pale): peak {}</text>)",
-             left - 10, top + 31, peak_flight)
+             R"(<text x="{:.1f}" y="{:.1f}" class="sub" text-anchor="end">in flight ≤{}, avg {}</text>)",
+             left - 10, top + 31, peak_flight, mean_text(mean_flight))
       << fmt::format(
-             R"(<text x="{:.1f}" y="{:.1f}" class="sub" text-anchor="end">running (dark): peak {}</text>)",
-             left - 10, top + 45, peak_running)
+             R"(<text x="{:.1f}" y="{:.1f}" class="sub" text-anchor="end">running ≤{}, avg {}</text>)",
+             left - 10, top + 45, peak_running, mean_text(mean_running))
       << "</g>\n";
 }
 
