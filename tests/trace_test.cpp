@@ -4,6 +4,7 @@
 // is XML with one bar per task.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <boost/property_tree/ptree.hpp>
 #include <boost/property_tree/xml_parser.hpp>
@@ -196,6 +197,32 @@ TEST_P(TraceSuite, RecordsEveryTaskWithItsWaits) {
   }
   EXPECT_EQ(children, 2);
   EXPECT_EQ(top_level, 5);
+}
+
+// A thread runs one coroutine at a time: its tasks' running stretches follow
+// each other or nest like a call stack (a child started inline), never
+// overlap otherwise, with no clipping needed. A task parked in a wait (a
+// sleep, a nested gather's join) leaves a gap on its thread.
+TEST_P(TraceSuite, RunningStretchesNestPerThread) {
+  auto ex = make();
+  const trace::Trace t = record_mixed(*ex);
+  std::map<std::pair<int, std::uint64_t>, std::vector<trace::Segment>> by_thread;
+  for (const auto& task : t.tasks)
+    for (const auto& seg : task.segments)
+      if (seg.kind == trace::Segment::running && seg.end > seg.start)
+        by_thread[{task.pid, seg.tid}].push_back(seg);
+  for (auto& [lane, v] : by_thread) {
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) {
+      return a.start != b.start ? a.start < b.start : a.end > b.end;
+    });
+    std::vector<trace::Nanos> open;  // ends of the stretches holding the current one
+    for (const auto& seg : v) {
+      while (!open.empty() && open.back() <= seg.start) open.pop_back();
+      EXPECT_TRUE(open.empty() || seg.end <= open.back())
+          << "thread " << lane.second << ": a stretch overlaps another without nesting";
+      open.push_back(seg.end);
+    }
+  }
 }
 
 TEST_P(TraceSuite, ChromeJsonIsWellFormed) {

@@ -144,7 +144,8 @@ int main(int argc, char** argv) {
                  "embedded server's latency: 200ms | uniform:1s..3s | lognormal:MEDIAN,SIGMA")
       ->capture_default_str();
   app.add_option("--fault-rate", faults,
-                 "embedded server's random faults, e.g. 429=0.1,500=0.05,reset=0.01");
+                 "embedded server's random faults, e.g. 429=0.1,500=0.05,reset=0.01; drawn per "
+                 "text and attempt, so every executor meets the same faults");
   app.add_option("--seed", seed, "embedded server's seed (latencies and random faults)")
       ->capture_default_str();
   app.add_option("--show", show, "print the first N replies of each run")->capture_default_str();

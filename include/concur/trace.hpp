@@ -132,7 +132,11 @@ struct SvgOptions {
 };
 
 /// A self-contained SVG timeline: one lane per thread or process, one bar
-/// per task (solid while running, hatched while waiting), stalls in red.
+/// per task (solid while running, hatched while waiting), stalls in red;
+/// above the lanes a strip of how many tasks were in flight and how many
+/// threads ran one, over time. A lane is as tall as the most tasks it had
+/// alive at once; when that many rows cannot get a pixel each, one row in k
+/// is drawn and the picture says so (the strip still counts every task).
 void write_svg(const Trace& t, std::ostream& out, const SvgOptions& options = {});
 void write_svg(const Trace& t, const std::string& path, const SvgOptions& options = {});
 
