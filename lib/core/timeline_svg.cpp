@@ -131,8 +131,9 @@ std::string executors_of(const Trace& t) {
   return out;
 }
 
-// 0.013 -> "0.01", 3.46 -> "3.5", 31.2 -> "31".
+// 0.001 -> "<0.01", 0.013 -> "0.01", 3.46 -> "3.5", 31.2 -> "31".
 std::string mean_text(double v) {
+  if (v > 0 && v < 0.005) return "<0.01";
   if (v >= 10) return fmt::format("{:.0f}", v);
   if (v >= 1) return fmt::format("{:.1f}", v);
   return fmt::format("{:.2f}", v);
@@ -203,10 +204,10 @@ void write_strip(std::ostream& out, const Trace& t, Nanos t0, Nanos t1, double l
              left - 10, top + 16)
       << fmt::format(
              R"(<text x="{:.1f}" y="{:.1f}" class="sub" text-anchor="end">in flight ≤{}, avg {}</text>)",
-             left - 10, top + 31, peak_flight, mean_text(mean_flight))
+             left - 10, top + 31, peak_flight, xml(mean_text(mean_flight)))
       << fmt::format(
              R"(<text x="{:.1f}" y="{:.1f}" class="sub" text-anchor="end">running ≤{}, avg {}</text>)",
-             left - 10, top + 45, peak_running, mean_text(mean_running))
+             left - 10, top + 45, peak_running, xml(mean_text(mean_running)))
       << "</g>\n";
 }
 
@@ -372,9 +373,12 @@ void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
     const bool worker = lane.pid != t.pid;
     const std::string name =
         worker ? fmt::format("process {}", i + 1) : fmt::format("thread {}", i + 1);
-    const std::string detail =
-        fmt::format("{} {} · busy {:.0f}%", worker ? "pid" : "tid", worker ? lane.tid : lane.tid,
-                    100.0 * ms(lane.busy) / range_ms);
+    const double busy_pct = 100.0 * ms(lane.busy) / range_ms;
+    // A lane that ran a little is not "0%" busy.
+    const std::string busy_text =
+        busy_pct > 0 && busy_pct < 0.5 ? std::string("<1") : fmt::format("{:.0f}", busy_pct);
+    const std::string detail = fmt::format("{} {} · busy {}%", worker ? "pid" : "tid",
+                                           worker ? lane.tid : lane.tid, busy_text);
     const double mid = lane.y + std::min(lane.height, 40.0) / 2;
     out << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="label" text-anchor="end">{}</text>)",
                        left - 10, mid, xml(name))
