@@ -67,6 +67,19 @@ TEST(SayAfterDemo, JsonTimingsShowTheSeedsLessons) {
   }
 }
 
+// The summary names the times this --scale makes, not the unscaled 2 s / 3 s,
+// next to what each executor measured.
+TEST(SayAfterDemo, TheSummaryStatesTheScaledExpectations) {
+  const std::string out = run(std::string(CONCUR_SAY_AFTER_BIN) +
+                              " --executor sequential,event_loop --case gather --scale 0.1");
+  EXPECT_NE(out.find("~0.2 s on concurrent executors, 0.3 s on sequential"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("~2 s"), std::string::npos) << out;
+  const auto at = out.find("measured (wall s): sequential 0.");
+  ASSERT_NE(at, std::string::npos) << out;
+  EXPECT_NE(out.find(", event_loop 0.", at), std::string::npos) << out;
+}
+
 TEST(SayAfterDemo, UnknownExecutorIsAClearError) {
   const std::string out =
       run(std::string(CONCUR_SAY_AFTER_BIN) + " --executor fiberz 2>&1; echo exit=$?");

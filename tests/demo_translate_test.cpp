@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <unistd.h>
+
+#include <algorithm>
 #include <array>
 #include <boost/json.hpp>
 #include <concur/fake_llm.hpp>
@@ -111,6 +113,48 @@ TEST(TranslateDemo, AFailedInputIsAnErrorAtItsPositionAndTheOthersSucceed) {
     EXPECT_TRUE(typed) << error;
     EXPECT_NE(error.find("not JSON"), std::string::npos) << error;
   }
+}
+
+// --fault-rate draws each input's faults from the input itself: with
+// --executor all every executor fails the same texts (like for like).
+TEST(TranslateDemo, RandomFaultsFailTheSameTextsOnEveryExecutor) {
+  const std::string out =
+      run(std::string(CONCUR_TRANSLATE_BIN) +
+          " --executor all --count 24 --latency 2ms --fault-rate 500=0.3 --max-retries 0 --json");
+  const auto runs = parse_runs(out);
+  ASSERT_GE(runs.size(), 4u) << out;
+  std::vector<bool> first;
+  for (const auto& [executor, o] : runs) {
+    SCOPED_TRACE(executor);
+    std::vector<bool> failed;
+    for (const auto& r : o.at("results").as_array()) failed.push_back(r.is_object());
+    ASSERT_EQ(failed.size(), 24u);
+    if (first.empty()) {
+      first = failed;
+      const auto n = std::count(first.begin(), first.end(), true);
+      EXPECT_GT(n, 0) << out;
+      EXPECT_LT(n, 24) << out;
+    } else {
+      EXPECT_EQ(failed, first) << "another executor failed other texts";
+    }
+  }
+}
+
+// One timeout flag, in milliseconds like the timeout_ms key.
+TEST(TranslateDemo, TheTimeoutFlagIsTimeoutMs) {
+  std::string out = run(std::string(CONCUR_TRANSLATE_BIN) +
+                        " --executor event_loop --latency 2s --timeout-ms 100 --json");
+  const auto runs = parse_runs(out);
+  ASSERT_EQ(runs.size(), 1u) << out;
+  const auto& o = runs.begin()->second;
+  EXPECT_EQ(o.at("failed").to_number<int>(), 4) << out;
+  EXPECT_LT(o.at("wall_s").to_number<double>(), 1.5) << "100 ms per text, not 2 s";
+  for (const auto& r : o.at("results").as_array())
+    EXPECT_NE(json::serialize(r).find("timed out"), std::string::npos) << json::serialize(r);
+  out = run(std::string(CONCUR_TRANSLATE_BIN) + " --help");
+  EXPECT_NE(out.find("--timeout-ms"), std::string::npos) << out;
+  out = run(std::string(CONCUR_TRANSLATE_BIN) + " --timeout 5 2>&1; echo exit=$?");
+  EXPECT_EQ(out.find("exit=0"), std::string::npos) << "--timeout (seconds) is gone: " << out;
 }
 
 TEST(TranslateDemo, BadInputsAreClearErrors) {

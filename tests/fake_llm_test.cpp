@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <concur/fake_llm.hpp>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -289,6 +290,41 @@ TEST(FakeLlm, RandomFaultsFollowTheSeed) {
   EXPECT_EQ(a, statuses(7));
   EXPECT_NE(std::count(a.begin(), a.end(), 200), 30);
   EXPECT_NE(std::count(a.begin(), a.end(), 200), 0);
+}
+
+// Rate-based faults belong to the input, not to the arrival order: two
+// servers sent the same prompts in opposite orders fail the same prompts, and
+// so does one server after reset_stats(). A retry (the second request with a
+// prompt) is a draw of its own.
+TEST(FakeLlm, RandomFaultsArePerPromptAndAttempt) {
+  auto o = quick();
+  o.latency = fl::Latency::fixed(0ms);
+  o.faults.server_error = 0.5;
+  o.seed = 11;
+  constexpr int kPrompts = 30;
+  auto run = [](fl::Server& server, bool reversed) {
+    std::map<std::string, std::vector<int>> by_prompt;  // prompt -> status per attempt
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      for (int k = 0; k < kPrompts; ++k) {
+        const std::string p = "q" + std::to_string(reversed ? kPrompts - 1 - k : k);
+        by_prompt[p].push_back(chat(server.port(), p).status);
+      }
+    }
+    return by_prompt;
+  };
+  fl::Server forward(o), backward(o);
+  const auto a = run(forward, false);
+  EXPECT_EQ(a, run(backward, true)) << "faults must not depend on the arrival order";
+  forward.reset_stats();
+  EXPECT_EQ(a, run(forward, true)) << "after reset_stats() the same inputs fail again";
+  int failed_first = 0, retry_differs = 0;
+  for (const auto& [prompt, statuses] : a) {
+    failed_first += statuses[0] == 500 ? 1 : 0;
+    retry_differs += statuses[0] != statuses[1] ? 1 : 0;
+  }
+  EXPECT_GT(failed_first, 0);
+  EXPECT_LT(failed_first, kPrompts);
+  EXPECT_GT(retry_differs, 0) << "a retry must be a fresh draw, not the first one again";
 }
 
 TEST(FakeLlm, StatsCountRequestsAndStatuses) {

@@ -30,6 +30,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "demo_config.hpp"
@@ -64,7 +65,7 @@ struct Row {
   demo::RunRecord rec;
   std::size_t tasks = 0;
   std::size_t lanes_used = 0;
-  double avg_running = 0;  // tasks running (not waiting) at once, on average
+  double on_cpu = 0;  // tasks on a CPU at once, on average, from the trace
   std::optional<double> speedup;
   std::string timeline;
 };
@@ -123,17 +124,6 @@ double live_children_cpu_s() {
   return total;
 }
 
-// The average number of tasks running (not waiting) at once over the batch:
-// near 1 when tasks take turns on one thread, near the core count when they
-// run in parallel. Unlike the wall-time speed-up it holds on a busy machine.
-double average_running(const concur::trace::Trace& t) {
-  const auto span = t.span();
-  if (span.count() <= 0) return 0;
-  concur::trace::Nanos running{0};
-  for (const auto& task : t.tasks) running += (task.end - task.start) - task.waited();
-  return static_cast<double>(running.count()) / static_cast<double>(span.count());
-}
-
 Row run_one(concur::Executor& ex, const Variant& v, const std::string& which, const Sizes& s,
             demo::TraceFlags& tf, bool json) {
   Row row;
@@ -180,7 +170,11 @@ Row run_one(concur::Executor& ex, const Variant& v, const std::string& which, co
       tf.finish(rec, v.label, which, row.rec.wall_s,
                 "concur-contrast · " + v.label + " · " + case_title(which, s));
   row.lanes_used = t.lanes().size();
-  row.avg_running = average_running(t);
+  // Tasks on a CPU at once (threads running a task, at most the cores): near
+  // 1 when tasks take turns on one thread, near the core count when they run
+  // in parallel. Unlike the wall-time speed-up it holds on a busy machine;
+  // counting tasks merely not waiting would count more than there are cores.
+  row.on_cpu = concur::trace::average_on_cpu(t);
   if (tf.written().size() > before) row.timeline = tf.written().back();
   return row;
 }
@@ -191,7 +185,7 @@ void print_json(const Row& row, const Sizes& s) {
   o["lanes_used"] = row.lanes_used;
   o["tasks"] = row.tasks;
   o["cpu_util"] = r.wall_s > 0 ? r.cpu_s / r.wall_s : 0.0;
-  o["avg_running"] = row.avg_running;
+  o["on_cpu"] = row.on_cpu;
   o["task_ms"] = r.case_name == "io" ? s.io_ms : s.cpu_ms;
   if (row.speedup) o["speedup"] = *row.speedup;
   if (!row.timeline.empty()) o["timeline"] = row.timeline;
@@ -264,16 +258,16 @@ int main(int argc, char** argv) {
     if (json) return 0;
 
     demo::Table table({"case", "executor", "tasks", "wall s", "speed-up", "cpu s", "cpu/wall",
-                       "lanes used", "running at once", "stalls", "ok/failed", "timeline"});
+                       "on a CPU at once", "lanes used", "stalls", "ok/failed", "timeline"});
     for (const std::string& which : chosen) {
       for (const Row& row : rows) {
         if (row.rec.case_name != which) continue;
         const auto& r = row.rec;
         table.add({which, r.executor, std::to_string(row.tasks), fixed(r.wall_s, 3),
                    row.speedup ? fixed(*row.speedup, 2) + "x" : "-", fixed(r.cpu_s, 3),
-                   fixed(r.wall_s > 0 ? r.cpu_s / r.wall_s : 0, 2),
+                   fixed(r.wall_s > 0 ? r.cpu_s / r.wall_s : 0, 2), fixed(row.on_cpu, 2),
                    std::to_string(row.lanes_used) + " of " + std::to_string(r.lanes),
-                   fixed(row.avg_running, 2), std::to_string(r.stalls.size()),
+                   std::to_string(r.stalls.size()),
                    std::to_string(r.ok) + "/" + std::to_string(r.failed), row.timeline});
       }
     }
@@ -291,16 +285,18 @@ int main(int argc, char** argv) {
         "concurrency is not parallelism.\n",
         sizes.io_ms);
     std::printf(
-        "  'running at once' is the average number of tasks running (not waiting) at the same "
-        "time,\n  from the trace; 'stalls' counts the stall detector's reports (a CPU-bound task "
-        "holds a\n  shared thread by design here).\n");
+        "  'on a CPU at once' is the average number of tasks running on a CPU at the same time, "
+        "from the\n  trace (threads running a task, at most the %u cores this process may use); "
+        "cpu/wall is the\n  measured figure. 'stalls' counts the stall detector's reports (a "
+        "CPU-bound task holds a\n  shared thread by design here).\n",
+        std::max(1U, std::thread::hardware_concurrency()));
     for (const Row& row : rows) {
       const auto& r = row.rec;
       if (r.executor == "sequential" && r.case_name == "cpu" && r.wall_s > 0 &&
           r.cpu_s / r.wall_s < 0.8) {
         std::printf(
             "  note: this machine is busy: sequential got %.0f%% of a core, so wall-time "
-            "speed-ups are\n  understated; 'running at once' still shows which executors ran "
+            "speed-ups are\n  understated; 'on a CPU at once' still shows which executors ran "
             "tasks in parallel.\n",
             100 * r.cpu_s / r.wall_s);
       }

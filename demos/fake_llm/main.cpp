@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--fault-rate", faults,
                  "random faults: KIND=RATE,... with KIND 429|500|reset|malformed|slow "
-                 "(e.g. 429=0.05,reset=0.01)");
+                 "(e.g. 429=0.05,reset=0.01); drawn per prompt and attempt from --seed, so "
+                 "the same prompts fail whatever the arrival order");
   app.add_option("--threads", opts.threads, "I/O threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

@@ -13,9 +13,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "demo_config.hpp"
@@ -89,15 +91,34 @@ void start_every_lane(concur::Executor& ex) {
 
 struct CaseInfo {
   std::string name;
+  // What to expect, with {2} and {3} for the scaled 2 s and 3 s.
   std::string lesson;
 };
 
 const std::vector<CaseInfo> kCases{
-    {"gather", "waits overlap: ~2 s on concurrent executors, 3 s on sequential"},
-    {"sequential-awaits", "mistake 1: awaiting in turn is 3 s on every executor"},
+    {"gather", "waits overlap: ~{2} on concurrent executors, {3} on sequential"},
+    {"sequential-awaits", "mistake 1: awaiting in turn is {3} on every executor"},
     {"blocking-sleep",
-     "mistake 2: a blocking sleep stalls a shared thread: 3 s on event_loop/fibers"},
+     "mistake 2: a blocking sleep stalls a shared thread: {3} on event_loop/fibers"},
 };
+
+// "2 s" at --scale 1, "0.4 s" at 0.2: a time the lessons name, as scaled.
+std::string scaled_seconds(double seconds, double scale) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g s", seconds * scale);
+  return text;
+}
+
+// A lesson with the delays of this run: the numbers the table should show.
+std::string scaled_lesson(const std::string& lesson, double scale) {
+  std::string out = lesson;
+  for (const auto& [key, seconds] : {std::pair{std::string("{2}"), 2.0}, {"{3}", 3.0}}) {
+    for (auto at = out.find(key); at != std::string::npos; at = out.find(key)) {
+      out.replace(at, key.size(), scaled_seconds(seconds, scale));
+    }
+  }
+  return out;
+}
 
 concur::demo::RunRecord run_case(concur::Executor& ex, const std::string& which, double scale) {
   const ms one(static_cast<long long>(1000 * scale));
@@ -179,6 +200,7 @@ int main(int argc, char** argv) {
     if (chosen.empty()) throw CLI::ValidationError("--case", "unknown case '" + cases + "'");
 
     concur::demo::Table table({"executor", "case", "wall s", "cpu s", "results", "stall reports"});
+    std::map<std::string, std::string> measured;  // case -> "executor wall, ..." for the summary
     const std::size_t runs = demo_config.executors().size() * chosen.size();
     trace_flags.expect_runs(runs);
     concur::demo::ProgressMeter meter("say-after", runs, !json);
@@ -206,14 +228,20 @@ int main(int argc, char** argv) {
         std::snprintf(wall, sizeof wall, "%.2f", rec.wall_s);
         std::snprintf(cpu, sizeof cpu, "%.2f", rec.cpu_s);
         table.add({name, c.name, wall, cpu, results, stalls});
+        auto& m = measured[c.name];
+        m += (m.empty() ? "" : ", ") + name + " " + wall;
       }
     }
     meter.finish();
     if (!json) {
       std::printf("\n");
       table.print();
-      std::printf("\nWhat to see (delays x %.2f):\n", scale);
-      for (const auto& c : chosen) std::printf("  %-18s %s\n", c.name.c_str(), c.lesson.c_str());
+      std::printf("\nWhat to see (delays x %g: hello after %s, world after %s):\n", scale,
+                  scaled_seconds(1, scale).c_str(), scaled_seconds(2, scale).c_str());
+      for (const auto& c : chosen) {
+        std::printf("  %-18s %s\n", c.name.c_str(), scaled_lesson(c.lesson, scale).c_str());
+        std::printf("  %-18s measured (wall s): %s\n", "", measured[c.name].c_str());
+      }
     }
   } catch (const concur::ConfigError& e) {
     std::fprintf(stderr, "concur-say-after: %s\n", e.what());

@@ -129,7 +129,6 @@ int main(int argc, char** argv) {
   std::string latency = "lognormal:2500ms,0.4";
   std::string faults;
   std::uint64_t seed = 42;
-  double timeout_s = 0;
   app.add_option("--base-url", base_url,
                  "OpenAI-compatible endpoint, e.g. https://api.openai.com/v1 "
                  "(default: an embedded concur-fake-llm; key from $OPENAI_API_KEY)");
@@ -145,14 +144,16 @@ int main(int argc, char** argv) {
                  "embedded server's latency: 200ms | uniform:1s..3s | lognormal:MEDIAN,SIGMA")
       ->capture_default_str();
   app.add_option("--fault-rate", faults,
-                 "embedded server's random faults, e.g. 429=0.1,500=0.05,reset=0.01");
+                 "embedded server's random faults, e.g. 429=0.1,500=0.05,reset=0.01; drawn per "
+                 "text and attempt, so every executor meets the same faults");
   app.add_option("--seed", seed, "embedded server's seed (latencies and random faults)")
       ->capture_default_str();
-  app.add_option("--timeout", timeout_s,
-                 "seconds each text may take, retries included (0: none; like --timeout-ms)")
-      ->check(CLI::Range(0.0, 86400.0));
   app.add_option("--show", show, "print the first N replies of each run")->capture_default_str();
   app.add_flag("--json", json, "one JSON object per executor on stdout");
+  // One timeout flag, in milliseconds like the config key: --timeout-ms
+  // (from DemoConfig) sets the executor's default per-task timeout.
+  app.footer(
+      "Time limit per text, retries included: --timeout-ms MS (the timeout_ms key; 0: none).");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -203,9 +204,6 @@ int main(int argc, char** argv) {
       concur::demo::ProgressMeter meter(name, texts.size(), !json);
       concur::GatherOptions options;
       options.on_progress = meter.callback();
-      if (timeout_s > 0)
-        options.timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::duration<double>(timeout_s));
 
       Run run;
       run.rec.demo = "translate";

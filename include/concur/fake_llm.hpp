@@ -8,7 +8,10 @@
 // after a latency drawn from a seeded distribution (per prompt: the same
 // prompt always waits the same, whatever the arrival order), with a reply
 // derived only from the prompt (reply_for), so a client can check that results
-// come back in input order. Faults are injected by seeded rate or by a marker in the last
+// come back in input order. Faults are injected by seeded rate (drawn per prompt
+// and attempt: the n-th request with a prompt meets the same fault whatever
+// the arrival order, so runs on different executors fail the same inputs;
+// reset_stats() starts the attempts again) or by a marker in the last
 // user message:
 //   [[fault:429]]        429 with Retry-After / retry-after-ms and an OpenAI error body
 //   [[fault:500]]        500 with an OpenAI error body
@@ -16,6 +19,7 @@
 //   [[fault:malformed]]  200 whose body is not JSON
 //   [[fault:slow]]       the reply waits ServerOptions::slow_latency
 //   [[fault:KIND:N]]     the first N requests with this exact prompt fail, later ones succeed
+//                        (counted since start or the last reset_stats())
 //   [[latency:NNms]]     this request's latency instead of a drawn one
 //
 // ```cpp
@@ -87,7 +91,7 @@ struct ServerOptions {
   std::uint16_t port = 0;  ///< 0: the OS picks a free port (see Server::port())
   Latency latency = Latency::fixed(std::chrono::milliseconds(0));
   FaultRates faults{};
-  std::uint64_t seed = 42;  ///< seeds latency draws (with the prompt) and rate-based faults
+  std::uint64_t seed = 42;  ///< seeds latency draws and rate-based faults (with the prompt)
   int threads = 2;          ///< I/O threads
   /// What a 429 asks the client to wait (sent as Retry-After, rounded up to
   /// whole seconds, and as retry-after-ms).
@@ -125,6 +129,8 @@ class Server {
   /// "http://HOST:PORT/v1", the base URL an OpenAI client wants.
   std::string base_url() const;
   Stats stats() const;
+  /// Zeroes the counters, and the per-prompt request counts of count markers
+  /// and rate-based faults, so the next run meets the same faults.
   void reset_stats();
   const ServerOptions& options() const noexcept;
 

@@ -122,6 +122,15 @@ void record_task(std::string_view name, std::string_view executor, int lane_pid,
                  Clock::time_point start, Clock::time_point end, bool failed = false,
                  std::span<const std::pair<Clock::time_point, Clock::time_point>> waits = {});
 
+/// Over the trace's span (first start to last end): how many tasks were on a
+/// CPU at once, on average. A thread runs one task at a time (a child run
+/// inline inside its parent counts once) and at most `cpus` threads run at
+/// once (0: the CPUs this process may use), so on 2 cores this is at most 2,
+/// whatever the number of tasks that were merely not waiting. Set it beside
+/// CPU seconds per wall second, which also counts what the trace does not
+/// see (I/O threads, an in-process server).
+double average_on_cpu(const Trace& t, unsigned cpus = 0);
+
 /// Chrome trace-event JSON (opens in ui.perfetto.dev and chrome://tracing):
 /// per thread, B/E slices while a task runs; per task, an async b/e span with
 /// its waits nested inside; stalls as instant events.
@@ -135,7 +144,11 @@ struct SvgOptions {
 };
 
 /// A self-contained SVG timeline: one lane per thread or process, one bar
-/// per task (solid while running, hatched while waiting), stalls in red.
+/// per task (solid while running, hatched while waiting), stalls in red;
+/// above the lanes a strip of how many tasks were in flight and how many
+/// threads ran one, over time. A lane is as tall as the most tasks it had
+/// alive at once; when that many rows cannot get a pixel each, one row in k
+/// is drawn and the picture says so (the strip still counts every task).
 void write_svg(const Trace& t, std::ostream& out, const SvgOptions& options = {});
 void write_svg(const Trace& t, const std::string& path, const SvgOptions& options = {});
 

@@ -5,9 +5,12 @@
 //
 // Sizing rule so that 4 tasks and 1,000 both read: a lane is as tall as the
 // most tasks it had alive at once (bars packed greedily into rows), and the
-// row height shrinks from 18 px towards a fraction of a pixel so the whole
-// plot stays within about 560 px. Thin rows merge into a density picture,
-// which is what 1,000 overlapping waits look like.
+// row height shrinks from 18 px to one pixel so the whole plot stays within
+// about 560 px. Past that, one row in k is drawn, and the picture says so:
+// never a bar under a pixel, and never a silent drop. Above the lanes an
+// aggregate strip counts every task: how many were in flight and how many
+// threads were running one, over time, so a batch of 1,000 overlapping waits
+// can still be read (and counted) at a glance.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -22,6 +25,7 @@
 #include <vector>
 
 #include "concur/trace.hpp"
+#include "core/trace_occupancy.hpp"
 
 namespace concur::trace {
 
@@ -65,7 +69,11 @@ constexpr std::string_view kStyle =
     ".sub{font-size:11px;fill:#5b6878}.tick{font-size:11px;fill:#5b6878}"
     ".name{font-size:11px;fill:#fff}"
     ".stall{fill:#e74c3c;fill-opacity:0.18;stroke:#c0392b;stroke-width:1.2}"
+    ".strip{fill:#f4f6f9}.flight{fill:#cfe0f7;stroke:#7fa8e0;stroke-width:1}"
+    ".busy{fill:#2f6fce}"
     "</style>";
+// Rows a few pixels high show a hatch as noise: waiting is drawn pale instead.
+constexpr std::string_view kThinStyle = "<style>.wait{fill:#c4d8f4}</style>";
 
 double ms(Nanos n) { return static_cast<double>(n.count()) / 1e6; }
 
@@ -123,6 +131,86 @@ std::string executors_of(const Trace& t) {
   return out;
 }
 
+// 0.001 -> "<0.01", 0.013 -> "0.01", 3.46 -> "3.5", 31.2 -> "31".
+std::string mean_text(double v) {
+  if (v > 0 && v < 0.005) return "<0.01";
+  if (v >= 10) return fmt::format("{:.0f}", v);
+  if (v >= 1) return fmt::format("{:.1f}", v);
+  return fmt::format("{:.2f}", v);
+}
+
+// The aggregate strip: per pixel column, the time-averaged number of tasks in
+// flight (pale) and of threads running one (dark), on one scale from 0 to the
+// peak in flight, with both peaks in the label.
+void write_strip(std::ostream& out, const Trace& t, Nanos t0, Nanos t1, double left, double top,
+                 double plot_w, double strip_h) {
+  const std::vector<detail::Step> steps = detail::occupancy(t);
+  int peak_flight = 0, peak_running = 0;
+  double area_flight = 0, area_running = 0;  // count x ns
+  for (std::size_t k = 0; k < steps.size(); ++k) {
+    peak_flight = std::max(peak_flight, steps[k].in_flight);
+    peak_running = std::max(peak_running, steps[k].running);
+    if (k + 1 == steps.size()) break;
+    const double d = static_cast<double>((steps[k + 1].at - steps[k].at).count());
+    area_flight += steps[k].in_flight * d;
+    area_running += steps[k].running * d;
+  }
+  const int columns = std::max(1, static_cast<int>(std::lround(plot_w)));
+  const double c_w = plot_w / columns;
+  const double span = static_cast<double>(std::max<Nanos::rep>((t1 - t0).count(), 1));
+  const double dt = span / columns;
+  const double mean_flight = area_flight / span, mean_running = area_running / span;
+  std::vector<double> flight(columns, 0), running(columns, 0);
+  std::size_t i = 0;
+  for (int c = 0; c < columns; ++c) {
+    const double c0 = static_cast<double>(t0.count()) + c * dt, c1 = c0 + dt;
+    while (i + 1 < steps.size() && static_cast<double>(steps[i + 1].at.count()) <= c0) ++i;
+    for (std::size_t j = i; j + 1 < steps.size(); ++j) {
+      const double a = std::max(c0, static_cast<double>(steps[j].at.count()));
+      const double b = std::min(c1, static_cast<double>(steps[j + 1].at.count()));
+      if (a >= c1) break;
+      if (b <= a) continue;
+      flight[c] += steps[j].in_flight * (b - a) / dt;
+      running[c] += steps[j].running * (b - a) / dt;
+    }
+  }
+  const double base = top + strip_h - 4, scale = (strip_h - 10) / std::max(peak_flight, 1);
+  // A step outline, one point per change of height (rounded to 0.1 px).
+  auto area = [&](const std::vector<double>& v) {
+    std::string d = fmt::format("M{:.1f},{:.1f}", left, base);
+    double last = -1;
+    for (int c = 0; c < columns; ++c) {
+      const double h = std::round(v[c] * scale * 10) / 10;
+      if (h != last) {
+        d += fmt::format("L{:.1f},{:.1f}L{:.1f},{:.1f}", left + c * c_w, base - std::max(last, 0.0),
+                         left + c * c_w, base - h);
+        last = h;
+      }
+    }
+    d += fmt::format("L{:.1f},{:.1f}L{:.1f},{:.1f}Z", left + plot_w, base - std::max(last, 0.0),
+                     left + plot_w, base);
+    return d;
+  };
+  out << fmt::format(
+             R"(<g class="aggregate" data-peak-in-flight="{}" data-peak-running="{}"><title>all {} tasks: in flight (pale) and threads running one (dark), averaged per pixel; peaks {} and {}</title>)",
+             peak_flight, peak_running, t.tasks.size(), peak_flight, peak_running)
+      << fmt::format(
+             R"(<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" class="strip"/>)", left,
+             top, plot_w, strip_h)
+      << fmt::format(R"(<path class="flight" d="{}"/>)", area(flight))
+      << fmt::format(R"(<path class="busy" d="{}"/>)", area(running))
+      << fmt::format(
+             R"(<text x="{:.1f}" y="{:.1f}" class="label" text-anchor="end">all tasks</text>)",
+             left - 10, top + 16)
+      << fmt::format(
+             R"(<text x="{:.1f}" y="{:.1f}" class="sub" text-anchor="end">in flight ≤{}, avg {}</text>)",
+             left - 10, top + 31, peak_flight, xml(mean_text(mean_flight)))
+      << fmt::format(
+             R"(<text x="{:.1f}" y="{:.1f}" class="sub" text-anchor="end">running ≤{}, avg {}</text>)",
+             left - 10, top + 45, peak_running, xml(mean_text(mean_running)))
+      << "</g>\n";
+}
+
 }  // namespace
 
 void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
@@ -177,13 +265,34 @@ void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
     lane.busy = union_length(ran_on[{lane.pid, lane.tid}]);
     total_rows += lane.rows;
   }
-  const double row_h = std::clamp(560.0 / std::max(total_rows, 1), 0.3, 18.0);
+  // Rows from 18 px down to one pixel; when even that does not fit, one row
+  // in `sample` is drawn (rows are interchangeable: each holds tasks one
+  // after another) and the subtitle says how many tasks that left out.
+  constexpr double kPlotBudget = 560;
+  const int sample =
+      total_rows <= kPlotBudget
+          ? 1
+          : static_cast<int>(std::ceil(static_cast<double>(total_rows) / kPlotBudget));
+  int drawn_rows = 0;
+  for (const Lane& lane : lanes) drawn_rows += (lane.rows + sample - 1) / sample;
+  const double row_h = std::clamp(kPlotBudget / std::max(drawn_rows, 1), 1.0, 18.0);
   const double lane_pad = 4, lane_gap = 6, lane_min = 30;
-  double y = top;
+  // The aggregate strip (every task counted) sits above the lanes.
+  const double strip_h = t.tasks.empty() ? 0 : 56, strip_gap = t.tasks.empty() ? 0 : 10;
+  double y = top + strip_h + strip_gap;
   for (Lane& lane : lanes) {
     lane.y = y;
-    lane.height = std::max(lane_min, lane.rows * row_h + 2 * lane_pad);
+    lane.height = std::max(lane_min, ((lane.rows + sample - 1) / sample) * row_h + 2 * lane_pad);
     y += lane.height + lane_gap;
+  }
+  // Tasks drawn (on a sampled row), and those of them under a pixel wide.
+  std::size_t drawn = 0, narrow = 0;
+  for (const Lane& lane : lanes) {
+    for (std::size_t k = 0; k < lane.tasks.size(); ++k) {
+      if (lane.row_of[k] % sample != 0) continue;
+      ++drawn;
+      if (x_of(lane.tasks[k]->end) - x_of(lane.tasks[k]->start) < 1) ++narrow;
+    }
   }
   if (lanes.empty()) y += 40;
   const double height = y + axis_h;
@@ -201,10 +310,19 @@ void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
                                      lanes.size() == 1 ? "" : "s", duration_text(wall_ms));
   if (failed > 0) subtitle += fmt::format(" · {} failed", failed);
   if (!t.stalls.empty()) subtitle += fmt::format(" · {} stall report(s)", t.stalls.size());
+  // What the bars leave out, said where it is seen.
+  std::string note;
+  if (sample > 1)
+    note = fmt::format("bars: 1 row in {} drawn ({} of {} tasks); the strip above counts all",
+                       sample, drawn, t.tasks.size());
+  if (narrow > 0)
+    note += fmt::format("{}{} bar{} shorter than a pixel ({}) drawn 1 px wide",
+                        note.empty() ? "" : " · ", narrow, narrow == 1 ? "" : "s",
+                        duration_text(range_ms / plot_w));
 
   out << fmt::format(
       R"SVG(<?xml version="1.0" encoding="UTF-8"?>
-<svg xmlns="http://www.w3.org/2000/svg" width="{0}" height="{1:.0f}" viewBox="0 0 {0} {1:.0f}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">
+<svg xmlns="http://www.w3.org/2000/svg" width="{0}" height="{1:.0f}" viewBox="0 0 {0} {1:.0f}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" data-tasks="{5}" data-drawn="{6}" data-row-sample="{7}">
 <title>{2}</title>
 <defs>
 <pattern id="hatch" patternUnits="userSpaceOnUse" width="6" height="6" patternTransform="rotate(45)"><rect width="6" height="6" fill="#cfe0f7"/><line x1="0" y1="0" x2="0" y2="6" stroke="#7fa8e0" stroke-width="2.2"/></pattern>
@@ -215,7 +333,12 @@ void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
 <text x="16" y="26" font-size="18" font-weight="bold" fill="#1d2733">{2}</text>
 <text x="16" y="46" font-size="13" fill="#3c4754">{3}</text>
 )SVG",
-      width, height, xml(title), xml(subtitle), kStyle);
+      width, height, xml(title), xml(subtitle), kStyle, t.tasks.size(), drawn, sample);
+  if (row_h < 4) out << kThinStyle << '\n';
+  if (!note.empty())
+    out << fmt::format(R"(<text x="16" y="64" class="sub" data-note="sampling">{}</text>)",
+                       xml(note))
+        << '\n';
 
   // Legend, right-aligned on the subtitle line.
   {
@@ -250,9 +373,12 @@ void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
     const bool worker = lane.pid != t.pid;
     const std::string name =
         worker ? fmt::format("process {}", i + 1) : fmt::format("thread {}", i + 1);
-    const std::string detail =
-        fmt::format("{} {} · busy {:.0f}%", worker ? "pid" : "tid", worker ? lane.tid : lane.tid,
-                    100.0 * ms(lane.busy) / range_ms);
+    const double busy_pct = 100.0 * ms(lane.busy) / range_ms;
+    // A lane that ran a little is not "0%" busy.
+    const std::string busy_text =
+        busy_pct > 0 && busy_pct < 0.5 ? std::string("<1") : fmt::format("{:.0f}", busy_pct);
+    const std::string detail = fmt::format("{} {} · busy {}%", worker ? "pid" : "tid",
+                                           worker ? lane.tid : lane.tid, busy_text);
     const double mid = lane.y + std::min(lane.height, 40.0) / 2;
     out << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="label" text-anchor="end">{}</text>)",
                        left - 10, mid, xml(name))
@@ -276,6 +402,8 @@ void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
   if (lanes.empty()) {
     out << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">no tasks were recorded</text>)",
                        left, top + 24);
+  } else {
+    write_strip(out, t, t0, t1, left, top, plot_w, strip_h);
   }
 
   // --- bars ----------------------------------------------------------------
@@ -283,10 +411,11 @@ void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
   const double bar_off = row_h >= 6 ? 1 : 0;
   for (const Lane& lane : lanes) {
     for (std::size_t k = 0; k < lane.tasks.size(); ++k) {
+      if (lane.row_of[k] % sample != 0) continue;  // not a sampled row (stated in the note)
       const TaskRecord& task = *lane.tasks[k];
-      const double by = lane.y + lane_pad + lane.row_of[k] * row_h + bar_off;
+      const double by = lane.y + lane_pad + (lane.row_of[k] / sample) * row_h + bar_off;
       const double x0 = x_of(task.start);
-      double x1 = std::max(x_of(task.end), x0 + 0.6);
+      double x1 = std::max(x_of(task.end), x0 + 1.0);
       // A hairline of background between back-to-back tasks in one row.
       if (x1 - x0 > 4) x1 -= 0.75;
       out << fmt::format(

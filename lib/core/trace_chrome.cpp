@@ -2,10 +2,12 @@
 // legacy importer): https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU
 //
 // Two views of the same tasks:
-//  - per thread, a B/E slice for each stretch a task ran on it. A thread runs
-//    one coroutine at a time and a child started eagerly runs inside its
-//    parent's stretch, so these nest; where a fiber moved between threads
-//    mid-stretch the slice is clipped to keep the nesting the format needs;
+//  - per thread, a B/E slice for each stretch a task ran on it. A task parked
+//    in a wait (a sleep, an HTTP exchange, a nested gather) leaves a gap on
+//    its thread, where other tasks' slices go. A thread runs one coroutine
+//    at a time and a child started eagerly runs inside its parent's stretch,
+//    so slices nest; should two overlap otherwise (a wait the trace missed),
+//    the later one is clipped to keep the nesting the format needs;
 //  - per task, an async b/e span (id = task id) with its waits nested inside,
 //    so overlapping tasks of one event-loop thread each get their own row.
 // Stalls are instant events on the thread they held.

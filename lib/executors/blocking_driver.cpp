@@ -3,6 +3,8 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "concur/detail/trace_hooks.hpp"
+
 namespace concur::executors {
 
 namespace {
@@ -13,9 +15,19 @@ struct Parker {
 thread_local Parker tl_parker;
 }  // namespace
 
+// The spawning task (a nested gather's parent) waits while its child runs
+// inline: the trace draws it waiting then, not running around its child.
 void BlockingDriver::spawn(std::coroutine_handle<> h, detail::Context* ctx) {
-  detail::ScopedCurrent scope(this, ctx);
-  h.resume();
+  // A task's context hangs below its batch; a root context (a top-level
+  // gather, no task to draw) has no parent.
+  const detail::Context* parent = trace::detail::enabled() ? detail::current_context() : nullptr;
+  if (parent != nullptr && parent->parent() == nullptr) parent = nullptr;
+  if (parent != nullptr) trace::detail::wait_begin(parent);
+  {
+    detail::ScopedCurrent scope(this, ctx);
+    h.resume();
+  }
+  if (parent != nullptr && trace::detail::enabled()) trace::detail::wait_end(parent);
 }
 
 void BlockingDriver::prepare(detail::Waiter& w) { w.driver_data = &tl_parker; }

@@ -76,10 +76,10 @@ struct Core {
   ServerOptions opts;
   std::atomic<std::uint64_t> requests{0}, in_flight{0}, max_in_flight{0}, connections{0},
       max_connections{0}, resets{0}, abandoned{0}, next_id{0};
-  mutable std::mutex mu;  // guards by_status, rng and seen
+  mutable std::mutex mu;  // guards by_status and seen
   std::map<int, std::uint64_t> by_status;
-  std::mt19937_64 rng;
-  std::unordered_map<std::string, int> seen;  // prompt -> requests so far (count markers)
+  // prompt -> requests so far (count markers, rate-based faults' attempts)
+  std::unordered_map<std::string, int> seen;
 
   // Declared after the state above: destroying the io_context destroys the
   // sessions still queued in it, and they update these counters as they go.
@@ -365,6 +365,7 @@ void reset(detail::Core& s) {
   s.max_in_flight = s.in_flight.load();
   s.max_connections = s.connections.load();
   s.by_status.clear();
+  s.seen.clear();  // a run after a reset meets the same faults as the one before
 }
 
 Stats Session::stats() const { return snapshot(server_); }
@@ -373,11 +374,7 @@ void Session::reset_stats() { reset(server_); }
 }  // namespace
 
 detail::Core::Core(ServerOptions o)
-    : opts(std::move(o)),
-      rng(opts.seed),
-      ioc(std::max(1, opts.threads)),
-      acceptor(ioc),
-      accept_retry(ioc) {
+    : opts(std::move(o)), ioc(std::max(1, opts.threads)), acceptor(ioc), accept_retry(ioc) {
   const tcp::endpoint endpoint(net::ip::make_address(opts.host), opts.port);
   acceptor.open(endpoint.protocol());
   acceptor.set_option(net::socket_base::reuse_address(true));
@@ -415,6 +412,24 @@ void detail::Core::accept() {
   });
 }
 
+namespace {
+// A rate-based fault is drawn from (seed, prompt, attempt), not from a shared
+// stream: the n-th request with a prompt meets the same fault (or none)
+// whatever order concurrent requests arrive in, so every executor of a demo
+// run (the server reset between them) fails the same inputs, and a retry is
+// a fresh draw. Returns a number uniform in [0, 1).
+double fault_draw(std::string_view prompt, int attempt, std::uint64_t seed) {
+  std::uint64_t h = 0xcbf29ce484222325ULL ^ (seed * 0x9e3779b97f4a7c15ULL);  // FNV-1a
+  for (unsigned char c : prompt) h = (h ^ c) * 0x100000001b3ULL;
+  h ^= static_cast<std::uint64_t>(attempt) * 0xbf58476d1ce4e5b9ULL;
+  // splitmix64's finaliser spreads the last bytes' influence over every bit.
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+  h ^= h >> 31;
+  return static_cast<double>(h >> 11) * 0x1.0p-53;
+}
+}  // namespace
+
 detail::Core::Decision detail::Core::decide(const detail::ChatRequest& req,
                                             const detail::Markers& markers) {
   using detail::Fault;
@@ -428,7 +443,7 @@ detail::Core::Decision detail::Core::decide(const detail::ChatRequest& req,
       d.fault = markers.fault;
     }
   } else if (const auto& r = opts.faults; r.total() > 0) {
-    double u = std::uniform_real_distribution<double>(0, 1)(rng);
+    double u = fault_draw(req.last_user, ++seen[req.last_user], opts.seed);
     for (auto [rate, fault] :
          {std::pair{r.too_many_requests, Fault::too_many_requests},
           std::pair{r.server_error, Fault::server_error}, std::pair{r.reset, Fault::reset},

@@ -1,5 +1,6 @@
 #include "http/engine_wait.hpp"
 
+#include "concur/detail/trace_hooks.hpp"
 #include "io/engine.hpp"
 
 namespace concur::http::detail_ {
@@ -33,11 +34,15 @@ bool EngineWait::await_suspend(std::coroutine_handle<> h) {
     return false;
   }
   started_ = true;
+  // The wait is recorded from here, before the transfer can end and wake us:
+  // a task waiting for a reply is drawn as waiting, not as running.
+  if (trace::detail::enabled()) trace::detail::wait_begin(&ctx_);
   engine_.dispatch([&engine = engine_, t = transfer_] { engine.curl().start(t); });
   return driver_.park(waiter_);
 }
 
 Response EngineWait::await_resume() {
+  if (started_ && trace::detail::enabled()) trace::detail::wait_end(&ctx_);
   if (parked_) {
     ctx_.detach(waiter_);
     driver_.finish(waiter_);

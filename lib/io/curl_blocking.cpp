@@ -16,6 +16,7 @@
 #include <string>
 
 #include "concur/detail/driver.hpp"
+#include "concur/detail/trace_hooks.hpp"
 #include "concur/errors.hpp"
 #include "io/curl_exchange.hpp"
 #include "io/curl_global.hpp"
@@ -25,6 +26,24 @@ namespace concur::io {
 namespace {
 
 using detail::Waiter;
+
+// The transfer is the task's wait: recorded for the trace like a sleep, so a
+// thread blocked on a reply is drawn as waiting, not as running.
+class TracedWait {
+ public:
+  explicit TracedWait(const detail::Context& ctx) noexcept
+      : ctx_(trace::detail::enabled() ? &ctx : nullptr) {
+    if (ctx_ != nullptr) trace::detail::wait_begin(ctx_);
+  }
+  ~TracedWait() {
+    if (ctx_ != nullptr && trace::detail::enabled()) trace::detail::wait_end(ctx_);
+  }
+  TracedWait(const TracedWait&) = delete;
+  TracedWait& operator=(const TracedWait&) = delete;
+
+ private:
+  const detail::Context* ctx_;
+};
 
 // How long one curl_multi_poll may sleep: until the task's deadline (rounded
 // up, so the deadline has passed when it returns), at most a minute (libcurl
@@ -65,6 +84,7 @@ class ThreadCurl final : public detail::Driver {
     w.ctx = &ctx;
     w.state.store(Waiter::parked, std::memory_order_release);
     if (!ctx.attach(w)) std::rethrow_exception(ctx.stop_exception());
+    const TracedWait traced(ctx);
     busy_ = true;
     if (curl_multi_add_handle(multi_, easy_) != CURLM_OK) {
       release(w, ctx);
