@@ -92,7 +92,8 @@ double process_ns_per_tick() {
 //   wait b/e   ticks, context | kWaitBegin or kWaitEnd
 //   driver     name data, length << 3 | kDriver: the executor of the begins
 //              that follow on this thread (written only when it changes)
-enum Kind : std::uint64_t { kBegin, kEnd, kEndFailed, kWaitBegin, kWaitEnd, kDriver };
+//   elsewhere  ticks, context | kElsewhere: that task ran in another process
+enum Kind : std::uint64_t { kBegin, kEnd, kEndFailed, kWaitBegin, kWaitEnd, kDriver, kElsewhere };
 constexpr std::uint64_t kKindBits = 3;
 constexpr std::uint64_t kKindMask = (1U << kKindBits) - 1;
 static_assert(alignof(concur::detail::Context) >= 8, "the kind lives in the address's low bits");
@@ -536,6 +537,7 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
 
   OpenTasks open;
   std::vector<TaskRecord> tasks;
+  std::vector<std::size_t> elsewhere;  // stand-ins of tasks that ran out of process
   tasks.reserve(words / 6 + 1);  // a task takes at least a begin and an end: 6 words
   auto close = [&](TaskRecord& task, Nanos at) {
     if (!task.segments.empty()) task.segments.back().end = at;
@@ -590,6 +592,9 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
           it->waiting = false;
         }
         break;
+      case kElsewhere:
+        if (it != nullptr && it->index != kSkipped) elsewhere.push_back(it->index);
+        break;
       case kEnd:
       case kEndFailed:
         if (it != nullptr) {
@@ -641,6 +646,26 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
     task.name = "task (unfinished)";
   });
 
+  // A routed call's stand-in is the parent's bookkeeping, not a task: its
+  // worker reports the task itself (below). Ids stay 1..n.
+  if (!elsewhere.empty()) {
+    std::vector<std::uint64_t> new_id(tasks.size() + 1, 0);
+    std::vector<bool> drop(tasks.size(), false);
+    for (std::size_t i : elsewhere) drop[i] = true;
+    std::vector<TaskRecord> kept;
+    kept.reserve(tasks.size() - elsewhere.size());
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      if (drop[i]) continue;
+      new_id[tasks[i].id] = kept.size() + 1;
+      kept.push_back(std::move(tasks[i]));
+    }
+    for (TaskRecord& task : kept) {
+      task.id = new_id[task.id];
+      task.parent = task.parent < new_id.size() ? new_id[task.parent] : 0;
+    }
+    tasks = std::move(kept);
+  }
+
   for (const ExternalEntry& x : r.externals) {
     if (!only_executor.empty() && x.executor != only_executor) continue;
     TaskRecord task;
@@ -683,9 +708,14 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
 
 namespace detail {
 
+namespace {
+std::atomic<WaitSink*> g_sink{nullptr};
+inline WaitSink* sink() noexcept { return g_sink.load(std::memory_order_acquire); }
+}  // namespace
+
 void task_begin() noexcept {
   concur::detail::Context* ctx = concur::detail::current_context();
-  if (ctx == nullptr) return;
+  if (ctx == nullptr || sink() != nullptr) return;
   const std::uint64_t now = ticks();
   Buffer* b = my_buffer();
   if (b == nullptr) return;
@@ -714,6 +744,7 @@ void task_begin() noexcept {
 }
 
 void task_end(concur::detail::Context& ctx, bool failed) noexcept {
+  if (sink() != nullptr) return;
   const std::uint64_t now = ticks();
   Buffer* b = my_buffer();
   if (b == nullptr) return;
@@ -745,8 +776,28 @@ void mark(const concur::detail::Context* ctx, Kind kind) noexcept {
 }
 }  // namespace
 
-void wait_begin(const concur::detail::Context* ctx) noexcept { mark(ctx, kWaitBegin); }
-void wait_end(const concur::detail::Context* ctx) noexcept { mark(ctx, kWaitEnd); }
+void set_wait_sink(WaitSink* s) noexcept {
+  g_sink.store(s, std::memory_order_release);
+  g_enabled.store(true, std::memory_order_relaxed);
+}
+
+void wait_begin(const concur::detail::Context* ctx) noexcept {
+  if (WaitSink* s = sink()) [[unlikely]] {
+    s->wait(ctx, true);
+    return;
+  }
+  mark(ctx, kWaitBegin);
+}
+void wait_end(const concur::detail::Context* ctx) noexcept {
+  if (WaitSink* s = sink()) [[unlikely]] {
+    s->wait(ctx, false);
+    return;
+  }
+  mark(ctx, kWaitEnd);
+}
+void task_elsewhere(const concur::detail::Context* ctx) noexcept {
+  if (sink() == nullptr) mark(ctx, kElsewhere);
+}
 
 void stall(std::string_view executor, std::string_view task,
            std::chrono::nanoseconds held) noexcept {

@@ -30,6 +30,23 @@ void task_end(concur::detail::Context& ctx, bool failed) noexcept;
 void wait_begin(const concur::detail::Context* ctx) noexcept;
 /// The task running `ctx` runs again after a wait.
 void wait_end(const concur::detail::Context* ctx) noexcept;
+/// The task running `ctx` runs out of this process (a routed call's stand-in):
+/// its own task is recorded from its worker's report, so drop this one.
+void task_elsewhere(const concur::detail::Context* ctx) noexcept;
+
+/// Inside a worker process: where the waits of its calls go (to be sent
+/// back with each reply) instead of to a recorder. While a sink is set and
+/// recording is enabled, the other hooks record nothing.
+class WaitSink {
+ public:
+  virtual void wait(const concur::detail::Context* ctx, bool begin) noexcept = 0;
+
+ protected:
+  ~WaitSink() = default;
+};
+/// Installs `sink` (never removed) and enables the hooks.
+void set_wait_sink(WaitSink* sink) noexcept;
+
 /// The stall detector reported task `task` holding this thread for `held`.
 void stall(std::string_view executor, std::string_view task,
            std::chrono::nanoseconds held) noexcept;

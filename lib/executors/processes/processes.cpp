@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "concur/detail/driver.hpp"
+#include "concur/detail/trace_hooks.hpp"
 #include "concur/processes.hpp"
 #include "executors/loop_driver.hpp"
 #include "executors/processes/pool.hpp"
@@ -138,6 +139,8 @@ Task<void> invoke(detail::RemoteRequest& req) {
   // us when a call ignores it). Here only the deadlines inherited from
   // above (the batch's, an enclosing task's) wait for the reply.
   p.timeout = ctx->hand_off_timeout();
+  // Its worker reports the task to the trace; this stand-in is bookkeeping.
+  if (trace::detail::enabled()) trace::detail::task_elsewhere(ctx);
   ex->pool().submit(p);
   while (p.state != Pending::done) {
     const auto woke = co_await ParkOn(p, ctx->deadline(), ctx);

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -18,6 +19,7 @@
 #include "concur/errors.hpp"
 #include "concur/executor.hpp"
 #include "concur/registry.hpp"
+#include "concur/detail/trace_hooks.hpp"
 #include "concur/result.hpp"
 #include "executors/processes/protocol.hpp"
 
@@ -106,6 +108,49 @@ class YieldToOthers {
  private:
   detail::Waiter w_;
 };
+
+// What a worker knows of one call for the parent's trace: its name, and its
+// waits when the parent records (the frame's kRecordWaits flag).
+struct CallTrace {
+  std::string_view name;
+  bool record = false;
+  std::uint64_t open = 0;  // steady ns at which the current wait began
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> waits;
+};
+constexpr std::size_t kMostWaits = 4096;  // per call, to keep a reply small
+
+std::string_view call_trace_name(const void* p) { return static_cast<const CallTrace*>(p)->name; }
+
+// Gets the waits of every call's own task (a nested child's waits are its
+// own, not the call's). Only the call's own coroutine parks on its context,
+// one wait at a time, so its CallTrace needs no lock.
+class WorkerWaits final : public trace::detail::WaitSink {
+ public:
+  void wait(const detail::Context* ctx, bool begin) noexcept override {
+    if (ctx == nullptr || ctx->call_name().get != &call_trace_name) return;
+    auto* t = static_cast<CallTrace*>(const_cast<void*>(ctx->call_name().object));
+    if (!t->record) return;
+    const std::uint64_t now = steady_ns(std::chrono::steady_clock::now());
+    if (begin) {
+      t->open = now;
+    } else if (t->open != 0) {
+      if (t->waits.size() < kMostWaits) {
+        try {
+          t->waits.emplace_back(t->open, now);
+        } catch (...) {
+          // A wait lost for want of memory only thins the picture.
+        }
+      }
+      t->open = 0;
+    }
+  }
+};
+
+void record_waits_from_now_on() {
+  static WorkerWaits sink;
+  static std::once_flag once;
+  std::call_once(once, [] { trace::detail::set_wait_sink(&sink); });
+}
 
 }  // namespace
 
@@ -259,6 +304,7 @@ Task<void> Server::serve(std::string f, std::size_t slot) {
   const auto id = load<std::uint64_t>(f.data() + kCallIdAt);
   const auto signature = load<std::uint64_t>(f.data() + kCallSignatureAt);
   const auto timeout_ns = load<std::uint64_t>(f.data() + kCallTimeoutAt);
+  const auto flags = load<std::uint8_t>(f.data() + kCallFlagsAt);
   const auto name_len = load<std::uint16_t>(f.data() + kCallNameAt);
   const std::string_view name(f.data() + kCallNameAt + 2, name_len);
   const std::string_view args(f.data() + kCallNameAt + 2 + name_len,
@@ -266,10 +312,10 @@ Task<void> Server::serve(std::string f, std::size_t slot) {
 
   // The call's own timeout counts from here, its start.
   const auto start = std::chrono::steady_clock::now();
+  CallTrace trace{name, (flags & kRecordWaits) != 0, 0, {}};
+  if (trace.record) record_waits_from_now_on();
   detail::Context ctx(nullptr, std::chrono::nanoseconds(timeout_ns), detail::StopReason::timeout,
-                      detail::CallName{&name, [](const void* n) {
-                                         return *static_cast<const std::string_view*>(n);
-                                       }});
+                      detail::CallName{&trace, &call_trace_name});
   bool cancelled_before_start = false;
   {
     std::lock_guard lock(mutex_);
@@ -339,7 +385,16 @@ Task<void> Server::serve(std::string f, std::size_t slot) {
   store<std::uint64_t>(reply, kReplyNanosAt, static_cast<std::uint64_t>(ns));
   store<std::uint64_t>(reply, kReplyStartAt, steady_ns(start));
   store<std::uint64_t>(reply, kReplyThreadAt, this_thread_id());
-  store<std::uint32_t>(reply, kReplyWaitsAt, 0);  // waits: none recorded
+  store<std::uint32_t>(reply, kReplyWaitsAt, static_cast<std::uint32_t>(trace.waits.size()));
+  if (!trace.waits.empty()) {
+    std::string waits;
+    for (const auto& [b, e] : trace.waits) {
+      append<std::uint64_t>(waits, b);
+      append<std::uint64_t>(waits, e);
+    }
+    reply.insert(kReplyFixed, waits);
+    store<std::uint32_t>(reply, 0, static_cast<std::uint32_t>(reply.size() - 4));
+  }
   // What the call printed reaches the terminal now, not when the worker ends.
   std::fflush(stdout);
   // While more calls wait, replies gather into one write (the reader thread
