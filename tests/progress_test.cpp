@@ -4,6 +4,7 @@
 // window size the test sets.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -126,6 +127,39 @@ TEST(ProgressLine, DrawsWithinTheTerminalWidthAndFollowsAResize) {
   line.finish();
   const std::string cleared = pty.drain();
   EXPECT_NE(cleared.find("\033[J"), std::string::npos) << "finish() clears the line";
+}
+
+// Waits (up to `limit`) until the terminal shows a drawn line.
+std::vector<std::string> wait_for_lines(Pty& pty, std::chrono::seconds limit) {
+  std::string out;
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < until) {
+    out += pty.drain();
+    if (!drawn_lines(out).empty()) break;
+    std::this_thread::sleep_for(5ms);
+  }
+  return drawn_lines(out);
+}
+
+// A resize is redrawn at once on SIGWINCH, not at the next tick (a minute
+// away here); finish() returns at once too, however long the tick.
+TEST(ProgressLine, RedrawsOnSigwinch) {
+  Pty pty;
+  pty.resize(80);
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    ProgressLine line("fibers / a label that needs some room to show in full", 100,
+                      {.fd = pty.slave, .show_after = 0ms, .redraw_every = 60s});
+    line.update(10, 0);
+    ASSERT_FALSE(wait_for_lines(pty, 10s).empty()) << "the first draw";
+    pty.resize(30);
+    ::raise(SIGWINCH);  // what the terminal sends its foreground process group
+    const std::vector<std::string> lines = wait_for_lines(pty, 10s);
+    ASSERT_FALSE(lines.empty()) << "no redraw after SIGWINCH";
+    EXPECT_LE(columns(lines.back()), 29u) << lines.back();
+    EXPECT_NE(lines.back().find("10/100"), std::string::npos) << lines.back();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 30s) << "finish() waited for the tick";
 }
 
 TEST(ProgressLine, DrawsNothingIntoAPipeOrWhenDisabled) {

@@ -27,13 +27,14 @@
 // and only once the batch has run for `show_after`, so short batches print
 // nothing. A ticker thread redraws every `redraw_every`, so elapsed time and
 // ETA move even while no task finishes. The line fits the terminal's width
-// (TIOCGWINSZ, read at every redraw: a resized window is followed within one
-// redraw, without taking SIGWINCH from the application); on a narrow terminal
-// the bar shrinks first, then rate and elapsed time go, so it never wraps.
+// (TIOCGWINSZ, read at every redraw) and is redrawn at once on SIGWINCH when
+// the application has no SIGWINCH handler of its own (concur then installs
+// one, which only wakes the ticker; with the application's handler in place
+// a resize is followed at the next redraw). On a narrow terminal the bar
+// shrinks first, then rate and elapsed time go, so the line never wraps.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <functional>
 #include <mutex>
@@ -88,13 +89,16 @@ class ProgressLine {
   void draw_locked();
   void clear_locked();
   void tick();
+  // Sleeps up to `d`; false when finish() woke it, true otherwise (timeout,
+  // or a SIGWINCH when `on_resize`).
+  bool sleep_for(std::chrono::milliseconds d, bool on_resize);
 
   const std::string label_;
   const ProgressLineOptions options_;
-  const bool active_;
+  bool active_ = false;
   const std::chrono::steady_clock::time_point start_;
+  int wake_[2] = {-1, -1};  // finish() writes a byte: the ticker stops at once
   std::mutex mutex_;
-  std::condition_variable cv_;
   std::size_t total_ = 0, done_ = 0, failed_ = 0;
   std::size_t drawn_columns_ = 0;  // columns of the line on screen; 0: none drawn
   bool stop_ = false;

@@ -1,10 +1,14 @@
 #include "concur/progress.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <utility>
@@ -19,6 +23,36 @@ constexpr int kMinBar = 5;    // below this the bar is dropped
 // The line drawing now (one at a time), for interrupt().
 std::mutex g_active_mutex;
 ProgressLine* g_active = nullptr;
+
+// SIGWINCH: a self-pipe the handler writes one byte to, so a ticker
+// sleeping in poll() redraws at once for the new width. Installed once, by
+// the first line drawn, and only over the default disposition: an
+// application's own handler is never replaced.
+int g_winch_pipe[2] = {-1, -1};
+
+extern "C" void on_sigwinch(int) {
+  const int saved = errno;
+  const char byte = 0;
+  [[maybe_unused]] const ssize_t n = ::write(g_winch_pipe[1], &byte, 1);  // full pipe: fine
+  errno = saved;
+}
+
+void watch_resizes() {
+  static const bool installed = [] {
+    struct sigaction old {};
+    if (::sigaction(SIGWINCH, nullptr, &old) != 0) return false;
+    if ((old.sa_flags & SA_SIGINFO) != 0 ||
+        (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN))
+      return false;  // the application handles SIGWINCH itself
+    if (::pipe2(g_winch_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return false;
+    struct sigaction sa {};
+    sa.sa_handler = &on_sigwinch;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    return ::sigaction(SIGWINCH, &sa, nullptr) == 0;
+  }();
+  (void)installed;
+}
 
 std::string seconds_text(double s) {
   char buf[32];
@@ -51,10 +85,12 @@ std::size_t columns(const std::string& s) {
 ProgressLine::ProgressLine(std::string label, std::size_t total, ProgressLineOptions options)
     : label_(std::move(label)),
       options_(options),
-      active_(options.enabled && ::isatty(options.fd) == 1),
       start_(std::chrono::steady_clock::now()),
       total_(total) {
-  if (!active_) return;
+  if (!options.enabled || ::isatty(options.fd) != 1) return;
+  if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) return;  // no pipe: draw nothing
+  active_ = true;
+  watch_resizes();
   {
     std::lock_guard lock(g_active_mutex);
     g_active = this;
@@ -62,7 +98,33 @@ ProgressLine::ProgressLine(std::string label, std::size_t total, ProgressLineOpt
   ticker_ = std::thread([this] { tick(); });
 }
 
-ProgressLine::~ProgressLine() { finish(); }
+ProgressLine::~ProgressLine() {
+  finish();
+  for (int fd : wake_) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+bool ProgressLine::sleep_for(std::chrono::milliseconds d, bool on_resize) {
+  const auto until = std::chrono::steady_clock::now() + d;
+  pollfd fds[2] = {{wake_[0], POLLIN, 0}, {g_winch_pipe[0], POLLIN, 0}};
+  const nfds_t n = on_resize && g_winch_pipe[0] >= 0 ? 2 : 1;
+  while (true) {
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return true;
+    const int r = ::poll(fds, n, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return true;  // timeout (or a poll error: redraw as if it timed out)
+    if ((fds[0].revents & POLLIN) != 0) return false;
+    if (n == 2 && (fds[1].revents & POLLIN) != 0) {
+      char buf[64];
+      while (::read(g_winch_pipe[0], buf, sizeof buf) > 0) {
+      }
+      return true;
+    }
+  }
+}
 
 int ProgressLine::terminal_width(int fd) noexcept {
   winsize ws{};
@@ -176,11 +238,14 @@ void ProgressLine::draw_locked() {
 }
 
 void ProgressLine::tick() {
-  std::unique_lock lock(mutex_);
-  if (cv_.wait_for(lock, options_.show_after, [this] { return stop_; })) return;
-  while (!stop_) {
-    if (total_ != 0) draw_locked();  // total not known yet: nothing to show
-    cv_.wait_for(lock, options_.redraw_every, [this] { return stop_; });
+  if (!sleep_for(options_.show_after, false)) return;
+  while (true) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stop_) return;
+      if (total_ != 0) draw_locked();  // total not known yet: nothing to show
+    }
+    if (!sleep_for(options_.redraw_every, true)) return;
   }
 }
 
@@ -195,7 +260,8 @@ void ProgressLine::finish() {
     if (stop_) return;
     stop_ = true;
   }
-  cv_.notify_all();
+  const char byte = 0;
+  [[maybe_unused]] const ssize_t n = ::write(wake_[1], &byte, 1);
   if (ticker_.joinable()) ticker_.join();
   std::lock_guard lock(mutex_);
   clear_locked();
