@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <concur/concur.hpp>
+#include <concur/trace.hpp>
 #include <mutex>
 #include <set>
 #include <string>
@@ -298,6 +299,27 @@ TEST(ProcessesConcurrency, OneCallPerWorkerHasNobodyToStall) {
   ex->on_stall({});
   ex->gather(concur::call(cpu_burn, 200ms));
   EXPECT_EQ(ex->stall_count(), 0u) << "a CPU-bound call alone on its worker stalls nobody";
+}
+
+TEST(ProcessesConcurrency, TracesHoldOneTaskPerCallWithTheWorkersWaits) {
+  auto ex = make(2, {{"worker_concurrency", "4"}});
+  warm(*ex);
+  concur::trace::Recorder recorder(*ex);
+  std::vector<decltype(concur::call(interval, 1ms))> calls(8, concur::call(interval, 100ms));
+  ex->gather(calls);
+  const concur::trace::Trace t = recorder.stop();
+  // The parent's stand-ins are bookkeeping: the trace holds the calls only.
+  ASSERT_EQ(t.tasks.size(), 8u);
+  std::set<int> pids;
+  for (const auto& task : t.tasks) {
+    EXPECT_EQ(task.name, "interval");
+    EXPECT_NE(task.pid, getpid());
+    pids.insert(task.pid);
+    const auto span = task.end - task.start;
+    EXPECT_GE(task.waited() * 10, span * 8) << "a sleeping call drawn as running";
+  }
+  EXPECT_EQ(pids.size(), 2u);
+  EXPECT_EQ(t.lanes().size(), 2u) << "lanes: one per worker, none for the parent";
 }
 
 TEST(ProcessesConcurrency, BadWorkerSettingsAreConfigErrorsNamingTheKey) {

@@ -538,7 +538,7 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
   OpenTasks open;
   std::vector<TaskRecord> tasks;
   std::vector<std::size_t> elsewhere;  // stand-ins of tasks that ran out of process
-  tasks.reserve(words / 6 + 1);  // a task takes at least a begin and an end: 6 words
+  tasks.reserve(words / 6 + 1);        // a task takes at least a begin and an end: 6 words
   auto close = [&](TaskRecord& task, Nanos at) {
     if (!task.segments.empty()) task.segments.back().end = at;
     task.end = at;

@@ -16,10 +16,10 @@
 
 #include "concur/call.hpp"
 #include "concur/detail/driver.hpp"
+#include "concur/detail/trace_hooks.hpp"
 #include "concur/errors.hpp"
 #include "concur/executor.hpp"
 #include "concur/registry.hpp"
-#include "concur/detail/trace_hooks.hpp"
 #include "concur/result.hpp"
 #include "executors/processes/protocol.hpp"
 
