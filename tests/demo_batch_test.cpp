@@ -2,7 +2,7 @@
 // its embedded fake server: SIGKILL at several points then resume (every
 // custom_id exactly once), a torn last line, Ctrl-C, malformed lines, a
 // custom_id twice, unknown urls and 4xx answers, a 429 storm, every
-// in-process executor. Assertions are structural (counts, ids, statuses);
+// executor (processes through registered calls). Assertions are structural (counts, ids, statuses);
 // the server's --server-rpm keeps each run a few seconds long so that kill
 // points fall mid-run.
 #include <fcntl.h>
@@ -181,11 +181,15 @@ std::vector<std::string> args_with(std::vector<std::string> a,
   return a;
 }
 
-TEST(DemoBatch, SigkillAtSeveralPointsThenResumeIsExactlyOnce) {
+// On event_loop (the default) and on processes, where each exchange is a
+// registered call in a worker process and the parent keeps the file.
+class DemoBatchKill : public ::testing::TestWithParam<std::vector<std::string>> {};
+
+TEST_P(DemoBatchKill, SigkillAtSeveralPointsThenResumeIsExactlyOnce) {
   Dir d;
   constexpr int kN = 240;
   const std::string in = make_input(d / "in.jsonl", kN), out = d / "out.jsonl";
-  const auto args = args_with({in, "-o", out}, kPaced);
+  const auto args = args_with(args_with({in, "-o", out}, kPaced), GetParam());
   std::size_t previous = 0;
   for (std::size_t kill_at : {30u, 90u, 160u}) {
     Child c = spawn(args, d / "stdout", d / "stderr");
@@ -215,6 +219,12 @@ TEST(DemoBatch, SigkillAtSeveralPointsThenResumeIsExactlyOnce) {
   EXPECT_EQ(summary(stdout_text).at("to_run").as_int64(), 0);
   expect_exactly_once(out, kN);
 }
+
+INSTANTIATE_TEST_SUITE_P(Executors, DemoBatchKill,
+                         ::testing::Values(std::vector<std::string>{"--executor", "event_loop"},
+                                           std::vector<std::string>{"--executor", "processes",
+                                                                    "--workers", "4"}),
+                         [](const auto& info) { return info.param[1]; });
 
 TEST(DemoBatch, CtrlCStopsSendingAndLeavesAConsistentFile) {
   Dir d;
@@ -323,11 +333,11 @@ TEST(DemoBatch, A429StormConverges) {
   }
 }
 
-TEST(DemoBatch, PromptLinesRunOnEveryInProcessExecutor) {
+TEST(DemoBatch, PromptLinesRunOnEveryExecutor) {
   Dir d;
   const std::string in = d / "prompts.txt";
   write_file(in, "first\nsecond\n\nthird\n");
-  for (const char* ex : {"sequential", "event_loop", "thread_pool", "fibers"}) {
+  for (const char* ex : {"sequential", "event_loop", "thread_pool", "fibers", "processes"}) {
     const std::string out = d / (std::string(ex) + ".jsonl");
     ASSERT_EQ(
         run({in, "-o", out, "--executor", ex, "--system", "Translate.", "--latency", "5ms"}, d), 0)
@@ -342,9 +352,6 @@ TEST(DemoBatch, PromptLinesRunOnEveryInProcessExecutor) {
     }
     EXPECT_EQ(ids, (std::set<std::string>{"line-1", "line-2", "line-4"})) << ex;
   }
-  std::string err;
-  EXPECT_EQ(run({in, "-o", d / "p.jsonl", "--executor", "processes"}, d, nullptr, &err), 2);
-  EXPECT_NE(err.find("not supported"), std::string::npos);
 }
 
 }  // namespace

@@ -147,11 +147,10 @@ int main(int argc, char** argv) {
     if (executors.size() != 1)
       throw concur::ConfigError("concur-batch runs on one executor: give --executor NAME");
     const std::string& executor = executors.front();
-    if (executor == "processes" || executor == "cluster") {
+    if (executor == "cluster") {
       throw concur::ConfigError(
-          "concur-batch: --executor " + executor +
-          " is not supported yet (its controller and output file live in this process); use "
-          "event_loop, fibers, thread_pool or sequential");
+          "concur-batch: --executor cluster is not supported yet; use processes, event_loop, "
+          "fibers, thread_pool or sequential");
     }
     const concur::Config config = demo_config.config_for(executor);
     ro.format = batch::parse_format(format);

@@ -1,10 +1,14 @@
 #include "runner.hpp"
 
+#include "remote.hpp"
+
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cmath>
 #include <cstdio>
+#include <deque>
 #include <random>
 #include <ranges>
 
@@ -131,9 +135,55 @@ void Runner::record(const Outcome& o, const std::optional<llm::Usage>& usage) {
   if (on_progress_) on_progress_(done, failed);
 }
 
+// After an attempt: count it, let the controller learn from it, and either
+// fill `out` (done: record it) or say how long this request waits before its
+// next attempt (a 429 under a shared pause waits in reserve() instead).
+std::optional<std::chrono::milliseconds> Runner::judge(RemoteReply& got, int attempt,
+                                                       std::int64_t estimate, std::size_t in_flight,
+                                                       Outcome& out,
+                                                       std::optional<llm::Usage>& usage) {
+  const bool can_retry = attempt <= opts_.max_retries;
+  if (!got.reply) {
+    if (got.transient && can_retry) {
+      std::lock_guard lock(counts_mutex_);
+      ++summary_.retried;
+      return backoff(attempt - 1);
+    }
+    out.status = 0;
+    out.error_code = got.transient ? "connection_error" : "invalid_request";
+    out.error_message = got.failure;
+    return std::nullopt;
+  }
+  llm::RawResponse& reply = *got.reply;
+  if (reply.ok()) usage = usage_of(reply.body);
+  control_.on_reply(reply, estimate, usage, in_flight, reply.elapsed);
+  if (reply.status == 429) {
+    std::lock_guard lock(counts_mutex_);
+    ++summary_.rate_limited;
+  }
+  if (!reply.ok() && retryable(reply) && can_retry) {
+    {
+      std::lock_guard lock(counts_mutex_);
+      ++summary_.retried;
+    }
+    const bool shared_pause =
+        opts_.control.use_headers || opts_.control.pause_after_429.count() > 0;
+    if (reply.status == 429 && shared_pause) return std::chrono::milliseconds(0);
+    return reply.rate_limits.retry_after.value_or(backoff(attempt - 1));
+  }
+  out.status = reply.status;
+  out.request_id = reply.request_id;
+  out.body = std::move(reply.body);
+  if (!reply.ok()) out.error_message = error_message(out.body);
+  return std::nullopt;
+}
+
+std::int64_t Runner::estimate_of(const Request& req) const {
+  return req.prompt_tokens + req.completion_limit.value_or(control_.expected_completion_tokens());
+}
+
 Task<void> Runner::perform(Request req) {
-  const std::int64_t estimate =
-      req.prompt_tokens + req.completion_limit.value_or(control_.expected_completion_tokens());
+  const std::int64_t estimate = estimate_of(req);
   Outcome out;
   out.custom_id = req.custom_id;
   std::optional<llm::Usage> usage;
@@ -151,62 +201,96 @@ Task<void> Runner::perform(Request req) {
     raw.body = req.body;
     raw.max_retries = 0;
     const std::size_t in_flight = in_flight_.fetch_add(1);
-    std::optional<llm::RawResponse> reply;
-    std::string failure;
-    bool transient = false;
+    RemoteReply got;
     try {
-      reply = co_await client_.send(std::move(raw));
+      got.reply = co_await client_.send(std::move(raw));
     } catch (const http::ConnectionError& e) {
-      failure = e.what();
-      transient = true;
+      got.failure = e.what();
+      got.transient = true;
     } catch (const http::Error& e) {
-      failure = e.what();
+      got.failure = e.what();
     }
     in_flight_.fetch_sub(1);
-    const bool can_retry = attempt <= opts_.max_retries;
-    if (!reply) {
-      if (transient && can_retry) {
-        {
-          std::lock_guard lock(counts_mutex_);
-          ++summary_.retried;
-        }
-        co_await concur::sleep_for(backoff(attempt - 1));
-        continue;
-      }
-      out.status = 0;
-      out.error_code = transient ? "connection_error" : "invalid_request";
-      out.error_message = failure;
-      break;
-    }
-    if (reply->ok()) usage = usage_of(reply->body);
-    control_.on_reply(*reply, estimate, usage, in_flight, reply->elapsed);
-    if (reply->status == 429) {
-      std::lock_guard lock(counts_mutex_);
-      ++summary_.rate_limited;
-    }
-    if (!reply->ok() && retryable(*reply) && can_retry) {
-      {
-        std::lock_guard lock(counts_mutex_);
-        ++summary_.retried;
-      }
-      // A 429 under a shared pause waits there (reserve); otherwise this
-      // request alone waits as the server asked, or backs off.
-      std::chrono::milliseconds wait{0};
-      const bool shared_pause =
-          opts_.control.use_headers || opts_.control.pause_after_429.count() > 0;
-      if (reply->status != 429 || !shared_pause) {
-        wait = reply->rate_limits.retry_after.value_or(backoff(attempt - 1));
-      }
-      if (wait.count() > 0) co_await concur::sleep_for(wait);
-      continue;
-    }
-    out.status = reply->status;
-    out.request_id = reply->request_id;
-    out.body = std::move(reply->body);
-    if (!reply->ok()) out.error_message = error_message(out.body);
-    break;
+    const auto wait = judge(got, attempt, estimate, in_flight, out, usage);
+    if (!wait) break;
+    if (wait->count() > 0) co_await concur::sleep_for(*wait);
   }
   record(out, usage);
+}
+
+// processes: the parent hands out waves of registered calls (remote.hpp),
+// each with its paced start time, at most the concurrency limit in flight,
+// and judges each reply as it comes back; retries go into the next wave.
+Task<void> run_waves(Runner* r) {
+  struct Pending {
+    Request request;
+    int attempt = 1;
+    Clock::time_point not_before{};
+  };
+  std::deque<Pending> retries;
+  const auto& o = r->opts_;
+  const std::string base_url = r->client_.options().base_url;
+  const std::string api_key = r->client_.options().api_key;
+  const auto timeout_ms = static_cast<std::int64_t>(o.client.timeout.count());
+  for (;;) {
+    const std::size_t limit = r->control_.gate().limit();
+    const std::size_t size = std::clamp<std::size_t>(limit * 8, 16, 1024);
+    std::vector<Pending> wave;
+    while (wave.size() < size && !r->stopping()) {
+      if (!retries.empty()) {
+        wave.push_back(std::move(retries.front()));
+        retries.pop_front();
+      } else if (auto next = r->next_request()) {
+        wave.push_back({std::move(*next)});
+      } else {
+        break;
+      }
+    }
+    if (wave.empty()) break;
+    using Call =
+        decltype(concur::call(batch_send, std::string(), std::string(), std::string(),
+                              std::string(), std::string(), std::int64_t(), std::int64_t()));
+    std::vector<Call> calls;
+    std::vector<std::int64_t> estimates;
+    calls.reserve(wave.size());
+    for (Pending& p : wave) {
+      const std::int64_t estimate = r->estimate_of(p.request);
+      estimates.push_back(estimate);
+      const auto at = std::max(r->control_.reserve(estimate), p.not_before);
+      calls.push_back(concur::call(
+          batch_send, base_url, api_key, p.request.method, p.request.url, p.request.body,
+          static_cast<std::int64_t>(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count()),
+          timeout_ms));
+    }
+    std::size_t in_flight = std::min(limit, wave.size());
+    co_await concur::as_completed(
+        calls,
+        [&](std::size_t i, Result<std::string>&& res) {
+          Pending& p = wave[i];
+          RemoteReply got;
+          if (res.ok()) {
+            got = decode_reply(res.value());
+          } else {
+            got.failure = res.error().describe();  // e.g. the worker died
+            got.transient = true;
+          }
+          Outcome out;
+          out.custom_id = p.request.custom_id;
+          std::optional<llm::Usage> usage;
+          const auto wait = r->judge(got, p.attempt, estimates[i], in_flight - 1, out, usage);
+          if (wait && !r->stopping()) {
+            retries.push_back({std::move(p.request), p.attempt + 1, Clock::now() + *wait});
+          } else if (!wait) {
+            r->record(out, usage);
+          } else {
+            std::lock_guard lock(r->counts_mutex_);
+            ++r->summary_.unsent;
+          }
+        },
+        {.limit = limit});
+    if (r->stopping()) break;
+  }
 }
 
 Task<void> run_one(Runner* r) {
@@ -233,7 +317,11 @@ Summary Runner::run(Executor& ex, std::function<void(std::size_t, std::size_t)> 
   const std::size_t cap =
       opts_.control.fixed_limit > 0 ? opts_.control.fixed_limit : opts_.control.max_limit;
   const auto t0 = std::chrono::steady_clock::now();
-  ex.run(run_chunks(this, cap));
+  if (ex.name() == "processes") {
+    ex.run(run_waves(this));
+  } else {
+    ex.run(run_chunks(this, cap));
+  }
   // Malformed lines after the last request are reported too.
   if (!stopping()) {
     while (next_request()) {

@@ -24,6 +24,8 @@
 
 namespace concur::batch {
 
+struct RemoteReply;  // remote.hpp
+
 struct RunnerOptions {
   std::string input, output, errors;  ///< errors may be empty
   InputFormat format = InputFormat::automatic;
@@ -76,8 +78,13 @@ class Runner {
  private:
   friend Task<void> run_one(Runner* r);
   friend Task<void> run_chunks(Runner* r, std::size_t gather_limit);
+  friend Task<void> run_waves(Runner* r);
   std::optional<Request> next_request();
   Task<void> perform(Request request);
+  std::optional<std::chrono::milliseconds> judge(RemoteReply& got, int attempt,
+                                                 std::int64_t estimate, std::size_t in_flight,
+                                                 Outcome& out, std::optional<llm::Usage>& usage);
+  std::int64_t estimate_of(const Request& request) const;
   void record(const Outcome& o, const std::optional<llm::Usage>& usage);
   std::chrono::milliseconds backoff(int retry) const;
 
