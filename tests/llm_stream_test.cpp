@@ -40,12 +40,14 @@ llm::ChatRequest request_for(std::string prompt) {
 struct Deltas {
   std::mutex mutex;
   std::vector<std::string> pieces;
+  std::vector<std::chrono::steady_clock::time_point> times;
 };
 
 Task<llm::ChatResponse> streamed(const llm::Client* c, std::string prompt, Deltas* d) {
   co_return co_await c->chat_stream(request_for(std::move(prompt)), [d](std::string_view piece) {
     std::lock_guard lock(d->mutex);
     d->pieces.emplace_back(piece);
+    d->times.push_back(std::chrono::steady_clock::now());
   });
 }
 
@@ -67,7 +69,9 @@ class LlmStream : public ::testing::TestWithParam<concur::testing::ExecutorParam
 };
 
 TEST_P(LlmStream, DeltasReassembleToTheNonStreamedReply) {
-  fl::Server server({.latency = fl::Latency::fixed(30ms), .stream_interval = 5ms});
+  // Pieces 30 ms apart: delivered as they arrive, the first and the last
+  // delta are far apart; collected and handed over at the end, they would not.
+  fl::Server server({.latency = fl::Latency::fixed(30ms), .stream_interval = 30ms});
   llm::Client client(options_for(server));
   Deltas deltas;
   const std::string prompt = "the quick brown fox jumps over the lazy dog";
@@ -80,6 +84,7 @@ TEST_P(LlmStream, DeltasReassembleToTheNonStreamedReply) {
   for (const auto& piece : deltas.pieces) joined += piece;
   EXPECT_EQ(joined, p.content);
   EXPECT_EQ(s.deltas, static_cast<int>(deltas.pieces.size()));
+  EXPECT_GE(deltas.times.back() - deltas.times.front(), 100ms);
   EXPECT_EQ(s.finish_reason, "stop");
   EXPECT_EQ(s.usage.total_tokens, p.usage.total_tokens);  // the include_usage chunk
   // The first token came after the latency and before the last piece.
@@ -139,9 +144,9 @@ TEST_P(LlmStream, RpmLimitAnswers429WithRetryAfterLikeOpenAI) {
   EXPECT_NE(refused.body.find("rate_limit_exceeded"), std::string::npos);
 }
 
-INSTANTIATE_TEST_SUITE_P(Executors, LlmStream,
-                         ::testing::ValuesIn(concur::testing::executor_params()),
-                         concur::testing::param_label<::testing::TestParamInfo<LlmStream::ParamType>>);
+INSTANTIATE_TEST_SUITE_P(
+    Executors, LlmStream, ::testing::ValuesIn(concur::testing::executor_params()),
+    concur::testing::param_label<::testing::TestParamInfo<LlmStream::ParamType>>);
 
 TEST(SseParser, EventsSplitAcrossPiecesAndLineEndings) {
   std::vector<std::string> events;
