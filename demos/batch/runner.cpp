@@ -233,8 +233,17 @@ Task<void> run_waves(Runner* r) {
   const std::string api_key = r->client_.options().api_key;
   const auto timeout_ms = static_cast<std::int64_t>(o.client.timeout.count());
   for (;;) {
-    const std::size_t limit = r->control_.gate().limit();
-    const std::size_t size = std::clamp<std::size_t>(limit * 8, 16, 1024);
+    // A gather's limit cannot move while it runs, and the workers bound what
+    // is in flight anyway: once a pace is known (--rpm/--tpm or the server's
+    // x-ratelimit-limit-*), each call's start time does the work and waves
+    // are long. Until then waves are the adaptive limit's size, so the first
+    // sends probe the server (slow start) rather than burst into 429s.
+    const ControlStats cs = r->control_.stats();
+    const bool paced = cs.paced_rpm > 0 || cs.paced_tpm > 0;
+    const std::size_t limit = o.control.fixed_limit > 0 ? o.control.fixed_limit
+                              : paced                   ? o.control.max_limit
+                                                        : cs.limit;
+    const std::size_t size = paced || o.control.fixed_limit > 0 ? 1024 : cs.limit;
     std::vector<Pending> wave;
     while (wave.size() < size && !r->stopping()) {
       if (!retries.empty()) {
@@ -278,7 +287,8 @@ Task<void> run_waves(Runner* r) {
           Outcome out;
           out.custom_id = p.request.custom_id;
           std::optional<llm::Usage> usage;
-          const auto wait = r->judge(got, p.attempt, estimates[i], in_flight - 1, out, usage);
+          const auto wait =
+              r->judge(got, p.attempt, estimates[i], paced ? 0 : in_flight - 1, out, usage);
           if (wait && !r->stopping()) {
             retries.push_back({std::move(p.request), p.attempt + 1, Clock::now() + *wait});
           } else if (!wait) {

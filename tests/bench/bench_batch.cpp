@@ -6,8 +6,8 @@
 //
 // 1. --requests requests at 6,000 RPM and 300,000 TPM, latency 50-300 ms:
 //    concur-batch with no tuning flags (target: wall <= 1.1x the floor, 429s
-//    <= 2% of requests), --limit 8, --limit 512, --limit 512 --no-rate-headers
-//    (a fixed semaphore whose requests each wait out their own 429), and the
+//    <= 2% of requests), the same on processes (32 workers), --limit 8, --limit 512, --limit 512
+//    --no-rate-headers (a fixed semaphore whose requests each wait out their own 429), and the
 //    cookbook's strategy (--limit 64 --cookbook: every send pauses 15 s after
 //    any 429) on --cookbook-requests requests, fewer because each 429 costs
 //    15 s. floor = max(requests / (RPM / 60), tokens / (TPM / 60)).
@@ -132,6 +132,9 @@ int main(int argc, char** argv) {
     };
     const std::vector<Case> cases = {
         {"adaptive (no flags)", {}, requests},
+        {"processes --workers 32 (no flags)",
+         {"--executor", "processes", "--workers", "32"},
+         requests},
         {"--limit 8", {"--limit", "8"}, requests},
         {"--limit 512", {"--limit", "512"}, requests},
         {"--limit 512 --no-rate-headers", {"--limit", "512", "--no-rate-headers"}, requests},
