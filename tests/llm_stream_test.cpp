@@ -144,6 +144,33 @@ TEST_P(LlmStream, RpmLimitAnswers429WithRetryAfterLikeOpenAI) {
   EXPECT_NE(refused.body.find("rate_limit_exceeded"), std::string::npos);
 }
 
+TEST_P(LlmStream, TpmLimitCountsPromptAndMaxTokens) {
+  // 6,000 TPM over a 1 s window holds 100 tokens: a request asking for 90
+  // fits once; the next is refused on tokens; one asking for 500 never fits
+  // and says so (x-should-retry: false, so even a retrying client stops).
+  fl::Server server({.tpm = 6000});
+  llm::Client client(options_for(server));
+  const auto body = [](int max_tokens) {
+    return R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":)" +
+           std::to_string(max_tokens) + "}";
+  };
+  auto [first] =
+      ex->gather(concur::call(raw, &client, std::string("/chat/completions"), body(90), 0));
+  auto [second] =
+      ex->gather(concur::call(raw, &client, std::string("/chat/completions"), body(90), 0));
+  auto [huge] =
+      ex->gather(concur::call(raw, &client, std::string("/chat/completions"), body(500), 2));
+  EXPECT_EQ(first.status, 200);
+  ASSERT_EQ(second.status, 429);
+  EXPECT_NE(second.body.find("tokens per min (TPM)"), std::string::npos) << second.body;
+  ASSERT_TRUE(second.rate_limits.remaining_tokens.has_value());
+  EXPECT_LT(*second.rate_limits.remaining_tokens, 90);
+  EXPECT_TRUE(second.rate_limits.retry_after.has_value());
+  EXPECT_EQ(huge.status, 429);
+  EXPECT_NE(huge.body.find("Request too large"), std::string::npos) << huge.body;
+  EXPECT_EQ(huge.attempts, 1);  // x-should-retry: false
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Executors, LlmStream, ::testing::ValuesIn(concur::testing::executor_params()),
     concur::testing::param_label<::testing::TestParamInfo<LlmStream::ParamType>>);
