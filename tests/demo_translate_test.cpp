@@ -182,3 +182,26 @@ TEST(TranslateDemo, AConfigErrorPrintsNothingOnStdout) {
 }
 
 }  // namespace
+
+namespace {
+
+// --stream (issue 15): the replies stream in; the first token comes before
+// the whole reply (the server sends pieces 40 ms apart after its latency).
+TEST(DemoTranslate, StreamShowsTimeToFirstTokenBeforeTheWholeReply) {
+  const std::string out = run(std::string(CONCUR_TRANSLATE_BIN) +
+                              " --stream --executor event_loop,thread_pool --latency 50ms --json");
+  const auto runs = parse_runs(out);
+  ASSERT_EQ(runs.size(), 2u) << out;
+  for (const auto& [name, o] : runs) {
+    EXPECT_EQ(o.at("ok").as_int64(), 4) << name;
+    const auto& results = o.at("results").as_array();
+    for (std::size_t i = 0; i < kSeed.size(); ++i)
+      EXPECT_EQ(results[i].as_string(), concur::fake_llm::reply_for(kSeed[i])) << name;
+    const double first = o.at("first_token_median_s").as_double();
+    const double whole = o.at("whole_reply_median_s").as_double();
+    EXPECT_GE(first, 0.045) << name;  // at least the latency
+    EXPECT_GT(whole, first) << name;  // pieces came after the first
+  }
+}
+
+}  // namespace

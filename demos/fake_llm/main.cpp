@@ -1,6 +1,7 @@
 // concur-fake-llm: the fake OpenAI-compatible server as a program.
 //
 //   concur-fake-llm --port 8080 --latency lognormal:1500ms,0.5 --fault-rate 429=0.05
+//   concur-fake-llm --rpm 6000 --tpm 300000      OpenAI-like limits (429 + x-ratelimit-*)
 //
 // Prints "listening on http://HOST:PORT/v1" on stdout once it accepts
 // connections (so a parent that passed --port 0 can read the port), then
@@ -43,7 +44,23 @@ int main(int argc, char** argv) {
   app.add_option("--slow-ms", slow_ms, "latency of a 'slow' fault")
       ->check(CLI::Range(0LL, 3600000LL))
       ->capture_default_str();
+  long long window_ms = opts.limit_window.count();
+  long long stream_interval_ms = opts.stream_interval.count();
+  app.add_option("--rpm", opts.rpm, "requests per minute before 429s (0: no limit), like OpenAI's")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--tpm", opts.tpm, "tokens per minute before 429s (0: no limit), like OpenAI's")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--limit-window-ms", window_ms,
+                 "the --rpm/--tpm buckets hold this long's worth of their rate (the burst)")
+      ->check(CLI::Range(1LL, 60000LL))
+      ->capture_default_str();
+  app.add_option("--stream-interval-ms", stream_interval_ms,
+                 "between the pieces of a streamed (\"stream\": true) reply")
+      ->check(CLI::Range(0LL, 60000LL))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  opts.limit_window = std::chrono::milliseconds(window_ms);
+  opts.stream_interval = std::chrono::milliseconds(stream_interval_ms);
 
   try {
     opts.latency = fl::Latency::parse(latency);

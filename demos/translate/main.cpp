@@ -8,6 +8,8 @@
 //   concur-translate --count 500 --limit 64   more texts, at most 64 in flight
 //   concur-translate --base-url https://api.openai.com/v1 --model gpt-4o-mini
 //                                             a real endpoint ($OPENAI_API_KEY)
+//   concur-translate --stream                 streamed replies: time to first token
+//                                             beside the time to the whole reply
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
@@ -89,6 +91,48 @@ Task<std::string> translate(std::string base_url, std::string model, int max_ret
 }
 CONCUR_REGISTER(translate);
 
+// --stream: per-request times, gathered in this process (a worker process of
+// the processes executor keeps its own, so that run shows none).
+struct StreamTimes {
+  std::mutex mutex;
+  std::vector<double> first_token_s, whole_s;
+  void clear() {
+    std::lock_guard lock(mutex);
+    first_token_s.clear();
+    whole_s.clear();
+  }
+};
+StreamTimes g_stream_times;
+
+Task<std::string> translate_streamed(std::string base_url, std::string model, int max_retries,
+                                     std::string text) {
+  const llm::Client& client = client_for(base_url, model, max_retries);
+  llm::ChatRequest request;
+  request.messages.push_back({std::string("system"), std::string(kSystemPrompt)});
+  request.messages.push_back({std::string("user"), std::move(text)});
+  InFlight counted;
+  const auto t0 = std::chrono::steady_clock::now();
+  // The deltas are the point of streaming (a UI would show them); here each
+  // one only proves the reply is arriving.
+  llm::ChatResponse reply =
+      co_await client.chat_stream(std::move(request), [](std::string_view) {});
+  const double whole = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  {
+    std::lock_guard lock(g_stream_times.mutex);
+    g_stream_times.first_token_s.push_back(
+        std::chrono::duration<double>(reply.time_to_first_token).count());
+    g_stream_times.whole_s.push_back(whole);
+  }
+  co_return std::move(reply.content);
+}
+CONCUR_REGISTER(translate_streamed);
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 std::string fixed2(double v) {
   char s[32];
   std::snprintf(s, sizeof s, "%.2f", v);
@@ -97,7 +141,8 @@ std::string fixed2(double v) {
 
 struct Run {
   concur::demo::RunRecord rec;
-  std::optional<std::uint64_t> max_in_flight;  // unknown: processes on a foreign endpoint
+  std::optional<std::uint64_t> max_in_flight;    // unknown: processes on a foreign endpoint
+  std::optional<double> first_token_s, whole_s;  // --stream: medians (in-process executors)
 };
 
 // Prints the first `show` replies next to their texts.
@@ -149,7 +194,11 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "embedded server's seed (latencies and random faults)")
       ->capture_default_str();
   app.add_option("--show", show, "print the first N replies of each run")->capture_default_str();
+  bool stream = false;
   app.add_flag("--json", json, "one JSON object per executor on stdout");
+  app.add_flag("--stream", stream,
+               "stream the replies (stream: true): shows time to first token beside the time "
+               "to the whole reply");
   // One timeout flag, in milliseconds like the config key: --timeout-ms
   // (from DemoConfig) sets the executor's default per-task timeout.
   app.footer(
@@ -169,6 +218,8 @@ int main(int argc, char** argv) {
       server_options.latency = fl::Latency::parse(latency);
       if (!faults.empty()) server_options.faults = fl::FaultRates::parse(faults);
       server_options.seed = seed;
+      // Pieces 40 ms apart: a streamed reply visibly trickles in after its first token.
+      server_options.stream_interval = std::chrono::milliseconds(40);
       server.emplace(server_options);
       base_url = server->base_url();
     }
@@ -194,13 +245,15 @@ int main(int argc, char** argv) {
     std::vector<Call> calls;
     calls.reserve(texts.size());
     for (const auto& t : texts)
-      calls.push_back(concur::call(translate, base_url, model, max_retries, t));
+      calls.push_back(
+          concur::call(stream ? translate_streamed : translate, base_url, model, max_retries, t));
 
     std::vector<Run> runs;
     for (const auto& name : executors) {
       auto ex = concur::make_executor(demo_config.config_for(name));
       if (server) server->reset_stats();
       g_max_in_flight = 0;
+      g_stream_times.clear();
       concur::demo::ProgressMeter meter(name, texts.size(), !json);
       concur::GatherOptions options;
       options.on_progress = meter.callback();
@@ -226,11 +279,28 @@ int main(int argc, char** argv) {
         run.max_in_flight = static_cast<std::uint64_t>(g_max_in_flight.load());
       }
 
+      if (stream) {
+        std::lock_guard lock(g_stream_times.mutex);
+        if (!g_stream_times.first_token_s.empty()) {
+          run.first_token_s = median(g_stream_times.first_token_s);
+          run.whole_s = median(g_stream_times.whole_s);
+        }
+      }
+
       if (json) {
-        concur::demo::print_json_line(run.rec);
+        auto o = concur::demo::to_json(run.rec);
+        if (run.first_token_s) {
+          o["first_token_median_s"] = *run.first_token_s;
+          o["whole_reply_median_s"] = *run.whole_s;
+        }
+        concur::demo::print_json_line(o);
       } else {
         std::printf("%s: %zu ok, %zu failed in %.2f s\n", name.c_str(), run.rec.ok, run.rec.failed,
                     run.rec.wall_s);
+        if (run.first_token_s) {
+          std::printf("  streamed: first token after %.2f s, whole reply after %.2f s (medians)\n",
+                      *run.first_token_s, *run.whole_s);
+        }
         // Replies are the same on every executor when order is kept: print
         // them once, and say so (or show the first difference) afterwards.
         if (runs.empty()) {
@@ -250,13 +320,27 @@ int main(int argc, char** argv) {
       const Run* sequential = nullptr;
       for (const auto& r : runs)
         if (r.rec.executor == "sequential") sequential = &r;
-      concur::demo::Table table(
-          {"executor", "lanes", "wall s", "speed-up", "cpu s", "max in flight", "ok/failed"});
+      std::vector<std::string> headers = {"executor", "lanes",         "wall s",   "speed-up",
+                                          "cpu s",    "max in flight", "ok/failed"};
+      if (stream) {
+        headers.push_back("1st token s");
+        headers.push_back("reply s");
+      }
+      concur::demo::Table table(headers);
       for (const auto& r : runs) {
-        table.add({r.rec.executor, std::to_string(r.rec.lanes), fixed2(r.rec.wall_s),
-                   sequential ? fixed2(sequential->rec.wall_s / r.rec.wall_s) + "x" : "-",
-                   fixed2(r.rec.cpu_s), r.max_in_flight ? std::to_string(*r.max_in_flight) : "n/a",
-                   std::to_string(r.rec.ok) + "/" + std::to_string(r.rec.failed)});
+        std::vector<std::string> row = {
+            r.rec.executor,
+            std::to_string(r.rec.lanes),
+            fixed2(r.rec.wall_s),
+            sequential ? fixed2(sequential->rec.wall_s / r.rec.wall_s) + "x" : "-",
+            fixed2(r.rec.cpu_s),
+            r.max_in_flight ? std::to_string(*r.max_in_flight) : "n/a",
+            std::to_string(r.rec.ok) + "/" + std::to_string(r.rec.failed)};
+        if (stream) {
+          row.push_back(r.first_token_s ? fixed2(*r.first_token_s) : "n/a");
+          row.push_back(r.whole_s ? fixed2(*r.whole_s) : "n/a");
+        }
+        table.add(row);
       }
       table.print();
       for (const auto& f : trace_flags.written()) std::printf("wrote %s\n", f.c_str());

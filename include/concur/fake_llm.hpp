@@ -21,6 +21,9 @@
 //   [[fault:KIND:N]]     the first N requests with this exact prompt fail, later ones succeed
 //                        (counted since start or the last reset_stats())
 //   [[latency:NNms]]     this request's latency instead of a drawn one
+// "stream": true is answered with server-sent events (chat.completion.chunk
+// objects, then "data: [DONE]"); --rpm/--tpm limits answer 429 the way
+// OpenAI does (see ServerOptions::rpm).
 //
 // ```cpp
 // #include <chrono>
@@ -100,6 +103,20 @@ struct ServerOptions {
   std::chrono::milliseconds slow_latency{30000};
   /// Largest request body accepted (413 beyond it).
   std::size_t max_body_bytes = 1 << 20;
+  /// OpenAI-like limits on chat completions (0: none): requests and tokens
+  /// per minute, each a token bucket refilled continuously that holds at most
+  /// `limit_window` worth of its rate (so 6,000 RPM admits 100 requests in a
+  /// burst, then 100 per second). A request costs 1 request and its prompt
+  /// tokens plus max_tokens (or, without max_tokens, the reply's tokens).
+  /// Over a limit: 429 with OpenAI's message, Retry-After / retry-after-ms
+  /// saying when it would fit; every chat reply carries
+  /// x-ratelimit-limit/remaining/reset-requests/tokens.
+  double rpm = 0;
+  double tpm = 0;
+  std::chrono::milliseconds limit_window{1000};
+  /// "stream": true replies: the first content after the request's latency,
+  /// then one piece (3 characters) every stream_interval.
+  std::chrono::milliseconds stream_interval{10};
 };
 
 /// Counters since start (or the last reset_stats()). Chat completions only:

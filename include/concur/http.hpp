@@ -25,6 +25,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,6 +56,14 @@ struct Request {
   std::size_t max_body_bytes = 64u << 20;
   /// Verify the server's TLS certificate and host name.
   bool verify_tls = true;
+  /// If set, called with each piece of a 2xx response's body as it arrives
+  /// (server-sent events, streamed completions), in order, never concurrently
+  /// for one exchange, on the thread that runs the transfer (the event loop,
+  /// a fibers thread, or the task's own thread when the wait blocks). Not
+  /// called once the task has stopped waiting. It must be quick and must not
+  /// wait; an exception from it aborts the transfer and is rethrown by
+  /// request(). The body is still collected in Response::body.
+  std::function<void(std::string_view)> on_body_chunk;
 };
 
 struct Response {

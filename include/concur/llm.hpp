@@ -31,6 +31,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -96,7 +97,59 @@ struct ChatResponse {
   std::string finish_reason;
   Usage usage;
   int attempts = 1;  ///< 1 + the retries this response needed
+  /// chat_stream only: from the start of the attempt that answered to its
+  /// first content delta (zero if no content came).
+  std::chrono::microseconds time_to_first_token{0};
+  /// chat_stream only: how many deltas with content arrived.
+  int deltas = 0;
 };
+
+/// The rate-limit state a reply announces, as OpenAI sends it: the limits
+/// (per minute), what remains of them, and when they are full again
+/// (x-ratelimit-reset-* is a duration such as "1s", "6m0s" or "20ms").
+struct RateLimits {
+  std::optional<long> limit_requests, limit_tokens;          ///< x-ratelimit-limit-*
+  std::optional<long> remaining_requests, remaining_tokens;  ///< x-ratelimit-remaining-*
+  std::optional<std::chrono::milliseconds> reset_requests, reset_tokens;  ///< x-ratelimit-reset-*
+  /// retry-after-ms, else Retry-After (seconds or an HTTP date).
+  std::optional<std::chrono::milliseconds> retry_after;
+  /// Reads them from a reply's headers (absent or unreadable ones stay empty).
+  static RateLimits from(const http::Response& reply);
+};
+
+/// Parses an OpenAI reset duration ("1s", "6m0s", "1m30.5s", "20ms", "2h");
+/// nullopt for anything else.
+std::optional<std::chrono::milliseconds> parse_reset_duration(std::string_view text);
+
+/// Any request to the API, sent as given (the raw form: what a Batch line holds).
+struct RawRequest {
+  std::string method = "POST";
+  /// Relative to base_url ("/chat/completions"), or with the API version
+  /// base_url already ends with ("/v1/chat/completions", as Batch lines
+  /// write it): a repeated "/v1" is dropped.
+  std::string path;
+  /// Sent unchanged (for POST usually JSON; Content-Type application/json).
+  std::string body;
+  /// Overrides ClientOptions::max_retries for this request (0: the caller
+  /// retries itself, e.g. to share one backoff among many requests).
+  std::optional<int> max_retries;
+  /// Extra headers for this request.
+  http::Headers headers;
+};
+
+struct RawResponse {
+  long status = 0;
+  http::Headers headers;  ///< names lower-cased
+  std::string body;
+  std::string request_id;  ///< x-request-id (empty if absent)
+  RateLimits rate_limits;
+  int attempts = 1;
+  std::chrono::microseconds elapsed{0};  ///< the last attempt's exchange
+  bool ok() const noexcept { return status >= 200 && status < 300; }
+};
+
+/// Hears each content delta of a streamed completion (see Client::chat_stream).
+using DeltaHandler = std::function<void(std::string_view delta)>;
 
 namespace messages {
 inline constexpr std::string_view kNotJson = "response body is not JSON";
@@ -148,6 +201,25 @@ class Client {
   Task<ChatResponse> chat(ChatRequest request) const;
   /// One user message; returns the reply text.
   Task<std::string> complete(std::string prompt) const;
+
+  /// The same request with "stream": true: the server sends server-sent
+  /// events and `on_delta` hears each piece of content as it arrives (on the
+  /// thread that runs the transfer, in order, never concurrently; see
+  /// http::Request::on_body_chunk). Returns the whole reply, content
+  /// reassembled, with time_to_first_token; usage comes from the final chunk
+  /// (requested with stream_options.include_usage). An attempt is retried
+  /// like chat() only while no delta has been delivered; a stream that breaks
+  /// after that throws. An {"error":...} event throws ApiError.
+  Task<ChatResponse> chat_stream(ChatRequest request, DeltaHandler on_delta) const;
+
+  /// The raw form: sends `request` to {base_url}{path}. Retries 408, 409,
+  /// 429, 5xx and connection errors as chat() does (up to
+  /// RawRequest::max_retries, else ClientOptions::max_retries), then returns
+  /// the last reply whatever its status; throws only for a transport failure
+  /// after the retries (http::Error) or if the task stops.
+  Task<RawResponse> send(RawRequest request) const;
+  /// The URL `path` is sent to (the rule of RawRequest::path).
+  std::string url_for(std::string_view path) const;
 
   const ClientOptions& options() const noexcept;
 

@@ -116,9 +116,20 @@ ChatRequest parse_chat_request(std::string_view body) {
     if (!model->is_string()) throw BadRequest("'model' must be a string");
     req.model = std::string(model->get_string());
   }
-  if (const auto* stream = obj->if_contains("stream");
-      stream && stream->is_bool() && stream->get_bool()) {
-    throw BadRequest("'stream': true is not supported by concur-fake-llm");
+  if (const auto* stream = obj->if_contains("stream"); stream && !stream->is_null()) {
+    if (!stream->is_bool()) throw BadRequest("'stream' must be a boolean");
+    req.stream = stream->get_bool();
+  }
+  if (const auto* so = obj->if_contains("stream_options"); so && so->is_object()) {
+    if (const auto* iu = so->get_object().if_contains("include_usage"); iu && iu->is_bool())
+      req.include_usage = iu->get_bool();
+  }
+  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
+    if (const auto* mt = obj->if_contains(key); mt && !mt->is_null()) {
+      if (!mt->is_int64() || mt->get_int64() < 1)
+        throw BadRequest("'" + std::string(key) + "' must be a positive integer");
+      req.max_tokens = mt->get_int64();
+    }
   }
   const auto* messages = obj->if_contains("messages");
   if (messages == nullptr || !messages->is_array() || messages->get_array().empty())
@@ -143,7 +154,7 @@ ChatRequest parse_chat_request(std::string_view body) {
 
 namespace {
 
-std::int64_t tokens(std::size_t chars) { return static_cast<std::int64_t>((chars + 3) / 4); }
+std::int64_t tokens(std::size_t chars) { return token_count(chars); }
 
 std::string hex_id(std::uint64_t id) {
   // Mixed so consecutive ids do not look consecutive, like real ones.
@@ -156,6 +167,8 @@ std::string hex_id(std::uint64_t id) {
 }
 
 }  // namespace
+
+std::int64_t token_count(std::size_t chars) { return static_cast<std::int64_t>((chars + 3) / 4); }
 
 std::string completion_body(const ChatRequest& req, std::string_view content, std::uint64_t id) {
   const std::int64_t prompt = tokens(req.prompt_chars);

@@ -38,9 +38,15 @@ class BadRequest : public std::runtime_error {
 
 struct ChatRequest {
   std::string model;
-  std::string last_user;         ///< content of the last message with role "user"
-  std::size_t prompt_chars = 0;  ///< all message contents, for usage figures
+  std::string last_user;                   ///< content of the last message with role "user"
+  std::size_t prompt_chars = 0;            ///< all message contents, for usage figures
+  bool stream = false;                     ///< "stream": true: answer with server-sent events
+  bool include_usage = false;              ///< stream_options.include_usage
+  std::optional<std::int64_t> max_tokens;  ///< max_tokens / max_completion_tokens
 };
+
+/// Tokens as the server counts them: a quarter of the characters, rounded up.
+std::int64_t token_count(std::size_t chars);
 
 /// Parses a chat-completions body. Throws BadRequest naming what is wrong.
 ChatRequest parse_chat_request(std::string_view body);

@@ -15,6 +15,8 @@
 
 #include "concur/fake_llm.hpp"
 #include "protocol.hpp"
+#include "rate_limits.hpp"
+#include "sse_stream.hpp"
 
 namespace concur::fake_llm {
 
@@ -80,6 +82,8 @@ struct Core {
   std::map<int, std::uint64_t> by_status;
   // prompt -> requests so far (count markers, rate-based faults' attempts)
   std::unordered_map<std::string, int> seen;
+  detail::RateLimits limits;                      // --rpm / --tpm
+  std::atomic<std::uint64_t> next_request_id{0};  // x-request-id
 
   // Declared after the state above: destroying the io_context destroys the
   // sessions still queued in it, and they update these counters as they go.
@@ -208,6 +212,15 @@ class Session : public std::enable_shared_from_this<Session> {
       return reply(http::status::bad_request,
                    detail::error_body(e.what(), "invalid_request_error", "invalid_request"));
     }
+    rate_headers_.clear();
+    if (server_.limits.enabled()) {
+      const std::int64_t tokens =
+          detail::token_count(request.prompt_chars) +
+          request.max_tokens.value_or(detail::token_count(reply_for(request.last_user).size()));
+      auto verdict = server_.limits.admit(tokens);
+      rate_headers_ = std::move(verdict.headers);
+      if (!verdict.allowed) return rate_limited(verdict, request.model);
+    }
     const auto decision = server_.decide(request, markers);
     if (decision.fault == detail::Fault::too_many_requests) return too_many_requests();
     timer_.expires_after(decision.delay);
@@ -272,6 +285,7 @@ class Session : public std::enable_shared_from_this<Session> {
                      "<html><body>upstream hiccup: concur-fake-llm injected a malformed "
                      "body</body></html>");
       default:
+        if (request.stream) return stream(request);
         return reply(
             http::status::ok,
             detail::completion_body(request, reply_for(request.last_user), ++server_.next_id));
@@ -290,6 +304,52 @@ class Session : public std::enable_shared_from_this<Session> {
     write();
   }
 
+  // Over --rpm / --tpm: OpenAI's 429, which says when the request would fit.
+  void rate_limited(const detail::RateVerdict& v, const std::string& model) {
+    const auto ms = v.retry_after.count();
+    const std::string what =
+        v.limited_by == "requests" ? "requests per min (RPM)" : "tokens per min (TPM)";
+    const std::string message =
+        v.too_large
+            ? "Request too large for " + model + " on " + what + ": Limit " +
+                  std::to_string(v.limit) + ", Requested " + std::to_string(v.requested) + "."
+            : "Rate limit reached for " + model + " on " + what + ": Limit " +
+                  std::to_string(v.limit) + ", Used " + std::to_string(v.used) + ", Requested " +
+                  std::to_string(v.requested) + ". Please try again in " + std::to_string(ms) +
+                  "ms.";
+    prepare(http::status::too_many_requests,
+            detail::error_body(message, v.limited_by, "rate_limit_exceeded"));
+    if (v.too_large) {
+      res_.set("x-should-retry", "false");
+    } else {
+      res_.set(http::field::retry_after, std::to_string((ms + 999) / 1000));
+      res_.set("retry-after-ms", std::to_string(ms));
+    }
+    write();
+  }
+
+  // "stream": true: the reply as server-sent events (sse_stream.hpp).
+  void stream(const detail::ChatRequest& request) {
+    prepare(http::status::ok, "");
+    http::response<http::empty_body> header;
+    header.version(version_);
+    header.result(http::status::ok);
+    for (const auto& field : res_) header.set(field.name_string(), field.value());
+    header.set(http::field::content_type, "text/event-stream; charset=utf-8");
+    header.set(http::field::cache_control, "no-cache");
+    header.erase(http::field::content_length);
+    header.keep_alive(keep_alive_);
+    if (in_chat_) {
+      in_chat_ = false;
+      server_.request_answered(200);
+    }
+    auto events = detail::stream_events(request, reply_for(request.last_user), ++server_.next_id);
+    std::make_shared<detail::SseStream>(
+        stream_, timer_, std::move(header), std::move(events), server_.opts.stream_interval,
+        [self = shared_from_this()](beast::error_code ec) { self->on_write(ec, 0); })
+        ->start();
+  }
+
   void prepare(http::status status, std::string body) {
     res_ = {};
     res_.version(version_);
@@ -297,6 +357,10 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.set(http::field::server, kServerName);
     res_.set(http::field::content_type, "application/json");
     res_.keep_alive(keep_alive_);
+    if (in_chat_) {
+      for (const auto& [name, value] : rate_headers_) res_.set(name, value);
+      res_.set("x-request-id", "req_" + std::to_string(++server_.next_request_id));
+    }
     res_.body() = std::move(body);
     res_.prepare_payload();
   }
@@ -339,7 +403,8 @@ class Session : public std::enable_shared_from_this<Session> {
   http::response<http::string_body> res_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
-  bool in_chat_ = false;           // a chat completion is counted in flight
+  bool in_chat_ = false;  // a chat completion is counted in flight
+  std::vector<std::pair<std::string, std::string>> rate_headers_;  // x-ratelimit-*
   std::uint64_t request_seq_ = 0;  // which request a hang-up watch belongs to
 };
 
@@ -374,7 +439,11 @@ void Session::reset_stats() { reset(server_); }
 }  // namespace
 
 detail::Core::Core(ServerOptions o)
-    : opts(std::move(o)), ioc(std::max(1, opts.threads)), acceptor(ioc), accept_retry(ioc) {
+    : opts(std::move(o)),
+      limits(opts.rpm, opts.tpm, opts.limit_window),
+      ioc(std::max(1, opts.threads)),
+      acceptor(ioc),
+      accept_retry(ioc) {
   const tcp::endpoint endpoint(net::ip::make_address(opts.host), opts.port);
   acceptor.open(endpoint.protocol());
   acceptor.set_option(net::socket_base::reuse_address(true));

@@ -149,6 +149,14 @@ std::size_t CurlExchange::on_body(char* data, std::size_t size, std::size_t n, v
     return 0;  // libcurl aborts the transfer with CURLE_WRITE_ERROR
   }
   ex->response_.body.append(data, bytes);
+  if (ex->request_.on_body_chunk && ex->status_seen_ >= 200 && ex->status_seen_ < 300) {
+    try {
+      ex->request_.on_body_chunk(std::string_view(data, bytes));
+    } catch (...) {
+      ex->chunk_error_ = std::current_exception();
+      return 0;  // aborts the transfer; finish() rethrows
+    }
+  }
   return bytes;
 }
 
@@ -159,6 +167,13 @@ std::size_t CurlExchange::on_header(char* data, std::size_t size, std::size_t n,
   if (line.starts_with("HTTP/")) {
     // A new status line (after a 100 Continue, say): its headers replace any before.
     ex->response_.headers.clear();
+    const std::size_t space = line.find(' ');
+    ex->status_seen_ = 0;
+    if (space != std::string_view::npos) {
+      for (std::size_t i = space + 1;
+           i < line.size() && std::isdigit(static_cast<unsigned char>(line[i])); ++i)
+        ex->status_seen_ = ex->status_seen_ * 10 + (line[i] - '0');
+    }
   } else if (const auto colon = line.find(':'); colon != std::string_view::npos) {
     ex->response_.headers.emplace_back(lower(trim(line.substr(0, colon))),
                                        std::string(trim(line.substr(colon + 1))));
@@ -167,6 +182,7 @@ std::size_t CurlExchange::on_header(char* data, std::size_t size, std::size_t n,
 }
 
 http::Response CurlExchange::finish(CURL* easy, CURLcode code) {
+  if (chunk_error_) std::rethrow_exception(chunk_error_);
   if (code != CURLE_OK) throw_error(code);
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);

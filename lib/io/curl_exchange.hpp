@@ -6,6 +6,8 @@
 
 #include <curl/curl.h>
 
+#include <exception>
+
 #include "concur/http.hpp"
 
 namespace concur::io {
@@ -35,6 +37,8 @@ class CurlExchange {
   http::Response response_;
   curl_slist* header_list_ = nullptr;
   bool too_large_ = false;
+  long status_seen_ = 0;            // from the latest status line, for on_body_chunk
+  std::exception_ptr chunk_error_;  // thrown by on_body_chunk
   char error_[CURL_ERROR_SIZE] = {};
 };
 

@@ -13,7 +13,7 @@ namespace concur::io {
 
 // --- MultiTransfer ---------------------------------------------------------
 
-MultiTransfer::MultiTransfer(http::Request request) : exchange_(std::move(request)) {
+MultiTransfer::MultiTransfer(http::Request request) : exchange_(guarded(std::move(request))) {
   easy_ = curl_easy_init();
   if (easy_ == nullptr) throw Error("concur: curl_easy_init failed");
   exchange_.configure(easy_);
@@ -21,6 +21,16 @@ MultiTransfer::MultiTransfer(http::Request request) : exchange_(std::move(reques
 }
 
 MultiTransfer::~MultiTransfer() { curl_easy_cleanup(easy_); }
+
+http::Request MultiTransfer::guarded(http::Request request) {
+  if (request.on_body_chunk) {
+    request.on_body_chunk = [this, user = std::move(request.on_body_chunk)](std::string_view s) {
+      std::lock_guard lock(mutex_);  // withdraw() waits for a call in progress
+      if (waiter_ != nullptr) user(s);
+    };
+  }
+  return request;
+}
 
 void MultiTransfer::publish(detail::Waiter* w) {
   std::lock_guard lock(mutex_);

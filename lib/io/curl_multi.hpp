@@ -55,6 +55,10 @@ class MultiTransfer {
 
   // Engine side: records the outcome and wakes the task if it still waits.
   void complete(CURLcode code);
+  // Wraps the request's on_body_chunk so that it runs only while a task
+  // still waits: once withdraw() returns, the task's frame (which the
+  // callback may refer to) can be gone, even with the transfer still running.
+  http::Request guarded(http::Request request);
 
   CurlExchange exchange_;
   CURL* easy_ = nullptr;

@@ -12,6 +12,7 @@
 #include "concur/llm.hpp"
 #include "concur/registry.hpp"
 #include "concur/sleep.hpp"
+#include "llm/client_state.hpp"
 #include "llm/rate_limiter.hpp"
 #include "llm/retry.hpp"
 #include "llm/wire.hpp"
@@ -33,14 +34,6 @@ ConfigError bad_option(std::string_view what) {
 }
 
 }  // namespace
-
-struct Client::State {
-  ClientOptions options;
-  std::string url;        // {base_url}/chat/completions
-  std::string where;      // "POST <url>", for messages
-  http::Headers headers;  // sent with every request
-  std::optional<RateLimiter> limiter;
-};
 
 Client::Client(ClientOptions options) : state_(std::make_unique<State>()) {
   State& s = *state_;

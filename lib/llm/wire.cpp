@@ -36,7 +36,7 @@ std::string excerpt(std::string_view body) {
   return std::string(body.substr(0, kMax));
 }
 
-std::string encode_request(const ChatRequest& request, std::string_view model) {
+std::string encode_request(const ChatRequest& request, std::string_view model, bool stream) {
   json::object body;
   body["model"] = model;
   json::array messages;
@@ -47,6 +47,10 @@ std::string encode_request(const ChatRequest& request, std::string_view model) {
   body["messages"] = std::move(messages);
   if (request.temperature) body["temperature"] = *request.temperature;
   if (request.max_tokens) body["max_tokens"] = *request.max_tokens;
+  if (stream) {
+    body["stream"] = true;
+    body["stream_options"] = json::object{{"include_usage", true}};
+  }
   return json::serialize(body);
 }
 

@@ -9,8 +9,9 @@
 
 namespace concur::llm::wire {
 
-/// The JSON body of POST /chat/completions.
-std::string encode_request(const ChatRequest& request, std::string_view model);
+/// The JSON body of POST /chat/completions. `stream` adds "stream": true and
+/// stream_options.include_usage (so the last chunk carries the usage).
+std::string encode_request(const ChatRequest& request, std::string_view model, bool stream = false);
 
 /// Parses a 2xx body. Throws ApiError (status, kNotJson / kBadShape) for a
 /// body that is not a chat completion. `where` is "POST <url>".

@@ -1,6 +1,7 @@
 // The official OpenAI Node SDK (npm package `openai`, a client nobody here
 // wrote) against concur-fake-llm: a proper completion, a 429 the SDK retries
-// to success honouring retry-after-ms, an error it surfaces, and the model list.
+// to success honouring retry-after-ms, an error it surfaces, the model list,
+// and a streamed completion (stream: true) read through the SDK's stream.
 //
 //   node tests/compat/openai_sdk.mjs /path/to/concur-fake-llm
 //
@@ -103,6 +104,35 @@ check('a 429 past max_retries becomes a RateLimitError with the error body', asy
       assert.equal(e.code, 'rate_limit_exceeded');
       return true;
     });
+});
+
+check('a streamed completion arrives in chunks that reassemble to the reply', async () => {
+  const prompt = 'Stream this sentence to me, piece by piece.';
+  const stream = await client.chat.completions.create({
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: prompt }],
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = '';
+  let pieces = 0;
+  let finish = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    if (chunk.usage) usage = chunk.usage;
+    const choice = chunk.choices[0];
+    if (!choice) continue;
+    if (choice.delta?.content) {
+      text += choice.delta.content;
+      pieces += 1;
+    }
+    if (choice.finish_reason) finish = choice.finish_reason;
+  }
+  assert.equal(text, `「${prompt}」の日本語訳`);
+  assert.ok(pieces > 3, `expected several content chunks, got ${pieces}`);
+  assert.equal(finish, 'stop');
+  assert.ok(usage && usage.total_tokens === usage.prompt_tokens + usage.completion_tokens);
 });
 
 check('the model list is served', async () => {
