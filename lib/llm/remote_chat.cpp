@@ -115,18 +115,21 @@ Usage concur_decode(Reader& r, type_tag<Usage>) {
 }
 
 void concur_encode(Writer& w, const ChatResponse& a) {
-  const auto& [id, model, content, finish_reason, usage, attempts] = a;
-  w.put(id, model, content, finish_reason, usage, attempts);
+  const auto& [id, model, content, finish_reason, usage, attempts, time_to_first_token, deltas] =
+      a;
+  w.put(id, model, content, finish_reason, usage, attempts, time_to_first_token, deltas);
 }
 ChatResponse concur_decode(Reader& r, type_tag<ChatResponse>) {
   ChatResponse a;
-  auto& [id, model, content, finish_reason, usage, attempts] = a;
+  auto& [id, model, content, finish_reason, usage, attempts, time_to_first_token, deltas] = a;
   id = r.get<std::string>();
   model = r.get<std::string>();
   content = r.get<std::string>();
   finish_reason = r.get<std::string>();
   usage = r.get<Usage>();
   attempts = r.get<int>();
+  time_to_first_token = r.get<std::chrono::microseconds>();
+  deltas = r.get<int>();
   return a;
 }
 
