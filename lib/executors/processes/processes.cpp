@@ -41,6 +41,7 @@ class Processes final : public Executor, private LoopDriver {
         workers_(workers),
         pool_(engine().context(),
               PoolOptions{workers, config().worker_executable, config().max_tasks_per_child}) {}
+  ~Processes() override { check_destroy_allowed(); }
   std::string_view name() const override { return "processes"; }
   int lanes() const override { return workers_; }
 
