@@ -8,15 +8,15 @@
 #include <functional>
 #include <ios>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <optional>
-#include <typeinfo>
-#include <variant>
-#include <mutex>
 #include <shared_mutex>
 #include <stdexcept>
 #include <string>
+#include <typeinfo>
 #include <unordered_map>
+#include <variant>
 
 namespace concur::detail {
 

@@ -2,8 +2,8 @@
 // per stack_kb, each size in a fresh process (so one size's freed memory
 // cannot hide the next one's).
 //
-//   concur-bench-fiber-memory [--fibers N]            every size: 16, 32, 64, 256
-//   concur-bench-fiber-memory --stack-kb K [--fibers N]   one size
+//   concur-bench-fiber-memory [--fibers N] [--sleep-ms MS]   every size: 16, 32, 64, 256
+//   concur-bench-fiber-memory --stack-kb K ...               one size
 #include <fmt/format.h>
 
 #include <atomic>
@@ -44,15 +44,16 @@ long status_kib(const char* key) {
 }
 long rss_kib() { return status_kib("VmRSS:"); }
 
-int one_size(long fibers, long stack_kb) {
+int one_size(long fibers, long stack_kb, long sleep_ms) {
   concur::Config c;
   c.executor = "fibers";
   c.threads = 1;
   c.stack_kb = static_cast<std::size_t>(stack_kb);
   c.stall_threshold = 0ms;
   auto ex = concur::make_executor(c);
-  std::vector<decltype(concur::call(parked_sleep, 1ms))> calls(static_cast<std::size_t>(fibers),
-                                                               concur::call(parked_sleep, 1000ms));
+  std::vector<decltype(concur::call(parked_sleep, 1ms))> calls(
+      static_cast<std::size_t>(fibers),
+      concur::call(parked_sleep, std::chrono::milliseconds(sleep_ms)));
   const long rss0 = rss_kib();
   long peak = rss0;
   std::thread sampler([&] {
@@ -64,9 +65,10 @@ int one_size(long fibers, long stack_kb) {
   if (static_cast<long>(out.size()) != fibers) return 1;
   const long hwm = status_kib("VmHWM:");
   std::printf(
-      "stack_kb %4ld: %ld fibers asleep: RSS +%ld MiB (%.1f KiB per fiber); process peak %ld MiB\n",
-      stack_kb, fibers, (peak - rss0) / 1024, static_cast<double>(peak - rss0) / fibers,
-      hwm / 1024);
+      "stack_kb %4ld: %ld fibers asleep: RSS +%ld MiB (%.1f KiB per fiber); process peak %ld MiB, "
+      "%ld MiB after\n",
+      stack_kb, fibers, (peak - rss0) / 1024, static_cast<double>(peak - rss0) / fibers, hwm / 1024,
+      rss_kib() / 1024);
   return 0;
 }
 
@@ -75,13 +77,16 @@ int one_size(long fibers, long stack_kb) {
 int main(int argc, char** argv) {
   const long fibers = arg(argc, argv, "--fibers", 100'000);
   const long stack_kb = arg(argc, argv, "--stack-kb", 0);
-  if (stack_kb > 0) return one_size(fibers, stack_kb);
+  // Long enough that every fiber is parked before the first wakes, even on
+  // a loaded machine; the peak then includes the wave of 100,000 wake-ups.
+  const long sleep_ms = arg(argc, argv, "--sleep-ms", 1000);
+  if (stack_kb > 0) return one_size(fibers, stack_kb, sleep_ms);
   // Read here: inside system()'s shell /proc/self/exe would be the shell.
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   int rc = 0;
   for (long kb : {16L, 32L, 64L, 256L}) {
     const std::string cmd =
-        fmt::format("'{}' --stack-kb {} --fibers {}", self, kb, fibers);
+        fmt::format("'{}' --stack-kb {} --fibers {} --sleep-ms {}", self, kb, fibers, sleep_ms);
     rc |= std::system(cmd.c_str());
   }
   return rc == 0 ? 0 : 1;
