@@ -88,6 +88,12 @@ struct ServerOptions {
   std::chrono::milliseconds slow_latency{30000};
   /// Largest request body accepted (413 beyond it).
   std::size_t max_body_bytes = 1 << 20;
+  /// A connection that sends nothing for this long (a keep-alive connection
+  /// between requests, or a client that connects and stays silent) is closed.
+  std::chrono::milliseconds idle_timeout{60000};
+  /// Once a request's first byte has arrived, its header and body must
+  /// arrive within this time, or the connection is closed (slowloris).
+  std::chrono::milliseconds header_timeout{10000};
 };
 
 /// Counters since start (or the last reset_stats()). Chat completions only:
