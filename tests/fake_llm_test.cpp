@@ -1,7 +1,14 @@
 // concur-fake-llm from the outside: a plain Beast client checks the reply
 // shape, determinism, every fault, the stats, and many concurrent keep-alive
 // connections (in-process, and 10,000 against the program in its own process).
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -426,6 +433,144 @@ struct ManyClients {
   int failed = 0;
   std::string first_error;
 };
+
+// --- idle and slow clients, and running out of descriptors ----------------
+
+// A plain blocking loopback socket (-1 if it cannot be made or connected).
+int connect_raw(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// True once the server has closed `fd` (EOF or reset), false after `limit`.
+bool closed_within(int fd, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+    char buf[512];
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return true;
+  }
+}
+
+TEST(FakeLlm, ASilentConnectionIsClosedAfterTheIdleTimeout) {
+  auto o = quick();
+  o.idle_timeout = 200ms;
+  fl::Server server(o);
+  const int fd = connect_raw(server.port());
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(closed_within(fd, 10s)) << "an idle connection was kept open";
+  ::close(fd);
+  // A keep-alive connection between requests too: one exchange, then silence.
+  const int ka = connect_raw(server.port());
+  ASSERT_GE(ka, 0);
+  const std::string get = "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(ka, get.data(), get.size(), 0), static_cast<ssize_t>(get.size()));
+  EXPECT_TRUE(closed_within(ka, 10s));
+  ::close(ka);
+}
+
+// 500 slowloris connections were never closed: a header trickling in a byte
+// at a time now has header_timeout in all, however often its bytes come.
+TEST(FakeLlm, ASlowHeaderIsClosedAfterTheHeaderTimeout) {
+  auto o = quick();
+  o.idle_timeout = 60s;
+  o.header_timeout = 300ms;
+  fl::Server server(o);
+  const int fd = connect_raw(server.port());
+  ASSERT_GE(fd, 0);
+  const std::string start = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n";
+  ASSERT_EQ(::send(fd, start.data(), start.size(), 0), static_cast<ssize_t>(start.size()));
+  bool closed = false;
+  // Trickle a header byte every 50 ms for up to 10 s, each well within the idle timeout.
+  for (int i = 0; i < 200 && !closed; ++i) {
+    closed = closed_within(fd, 50ms);
+    if (!closed) ::send(fd, "X", 1, MSG_NOSIGNAL);
+  }
+  EXPECT_TRUE(closed) << "a slowloris header was kept open";
+  ::close(fd);
+}
+
+// The descriptor limit that leaves exactly `free` descriptors to allocate
+// (the kernel hands out the lowest free number, holes included).
+rlim_t limit_leaving(int free) {
+  std::set<long> open;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.') open.insert(std::atol(e->d_name));
+    }
+    open.erase(::dirfd(d));  // free again in a moment
+    ::closedir(d);
+  }
+  long fd = 0;
+  for (int left = free; left > 0; ++fd) {
+    if (open.count(fd) == 0) --left;
+  }
+  return static_cast<rlim_t>(fd);
+}
+
+// At a low descriptor limit, silent connections took every descriptor and
+// locked every other client out until they timed out: now the server closes
+// the oldest idle one when accept() fails with EMFILE, and serves the newcomer.
+TEST(FakeLlm, KeepsServingWhenDescriptorsRunOut) {
+  auto o = quick();
+  o.idle_timeout = 60s;  // far beyond the test: only shedding can free a descriptor
+  o.threads = 1;
+  fl::Server server(o);
+  constexpr int kIdle = 20;
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  // Room for the idle clients and their accepted ends, plus the newcomer's
+  // own socket, and nothing for the server to accept it with.
+  rlimit low = old;
+  low.rlim_cur = limit_leaving(2 * kIdle + 1);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<int> idle;
+  for (int i = 0; i < kIdle; ++i) {
+    const int fd = connect_raw(server.port());
+    if (fd >= 0) idle.push_back(fd);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  while (server.stats().connections < idle.size() && std::chrono::steady_clock::now() - t0 < 10s) {
+    std::this_thread::sleep_for(5ms);
+  }
+  const int newcomer = connect_raw(server.port());
+  std::string reply;
+  if (newcomer >= 0) {
+    const std::string get = "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    ::send(newcomer, get.data(), get.size(), MSG_NOSIGNAL);
+    const auto end = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < end) {
+      pollfd p{newcomer, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buf[1024];
+      const auto n = ::recv(newcomer, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      reply.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(newcomer);
+  }
+  for (int fd : idle) ::close(fd);
+  ::setrlimit(RLIMIT_NOFILE, &old);
+  ASSERT_EQ(idle.size(), static_cast<std::size_t>(kIdle));
+  ASSERT_GE(newcomer, 0);
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200", 0), 0u) << "the newcomer was not served: " << reply;
+  // The server goes on serving normally afterwards.
+  EXPECT_EQ(exchange(server.port(), http::verb::get, "/v1/models").status, 200);
+}
 
 TEST(FakeLlm, HoldsThousandsOfConcurrentKeepAliveConnectionsInProcess) {
   constexpr int n = 2000;  // both ends in one process: 2n descriptors

@@ -244,6 +244,29 @@ TEST_P(Http, ResetConnectionIsAConnectionError) {
   EXPECT_NE(what.find(server.base_url()), std::string::npos) << what;
 }
 
+// libcurl silently re-sent a POST whose reused connection the server reset
+// (the server saw two requests for one call): now it fails, sent once.
+TEST_P(Http, APostOnAReusedConnectionThatDiesIsNotSilentlyResent) {
+  Task<std::string> (*two)(http::Request, http::Request) =
+      [](http::Request warm, http::Request doomed) -> Task<std::string> {
+    http::Response first = co_await http::request(std::move(warm));  // leaves a reusable connection
+    if (!first.ok() || first.sends != 1) co_return "warm-up failed";
+    try {
+      co_await http::request(std::move(doomed));
+    } catch (const http::ConnectionError& e) {
+      co_return e.what();
+    }
+    co_return "no error";
+  };
+  server.reset_stats();
+  auto [what] = ex->gather(concur::call(two, chat_request(server, "warm"),
+                                        chat_request(server, "[[fault:reset]] once")));
+  EXPECT_NE(what.find(http::messages::kNotResent), std::string::npos) << what;
+  const auto stats = server.stats();
+  EXPECT_EQ(stats.requests, 2u) << "the POST was sent more than once";
+  EXPECT_EQ(stats.resets, 1u);
+}
+
 TEST_P(Http, InvalidRequestsAreTyped) {
   http::Request no_url;
   EXPECT_NE(expect_error<http::InvalidRequest>(*ex, no_url), "");

@@ -86,11 +86,33 @@ TEST_P(Llm, ServerErrorsAndResetsAreRetried) {
                            concur::call(ask, &client, std::string("[[fault:reset:2]] b")));
   EXPECT_EQ(a.attempts, 2);
   EXPECT_EQ(a.content, fl::reply_for("[[fault:500:1]] a"));
-  // Two resets: libcurl itself retries once when a reused connection dies
-  // before any reply, so the client may see one or both of them.
-  EXPECT_GE(b.attempts, 2);
-  EXPECT_LE(b.attempts, 3);
+  // Two resets, both seen and counted by the client (libcurl no longer
+  // re-sends a POST behind its back when a reused connection dies).
+  EXPECT_EQ(b.attempts, 3);
   EXPECT_EQ(b.content, fl::reply_for("[[fault:reset:2]] b"));
+  EXPECT_EQ(server.stats().requests, 5u) << "every request the server saw is an attempt";
+}
+
+Task<std::pair<llm::ChatResponse, llm::ChatResponse>> warm_then_ask(const llm::Client* client,
+                                                                    std::string prompt) {
+  llm::ChatResponse warm = co_await ask(client, "warm up the connection");
+  llm::ChatResponse r = co_await ask(client, std::move(prompt));
+  co_return std::make_pair(std::move(warm), std::move(r));
+}
+
+// The case: a reset on a reused connection was re-sent at once by
+// libcurl and reported as attempts = 1 while the server saw 2 requests.
+TEST_P(Llm, AResetOnAReusedConnectionIsAnHonestlyCountedRetry) {
+  fl::Server server;
+  llm::Client client(fast_retries(server));
+  auto [pair] =
+      ex->gather(concur::call(warm_then_ask, &client, std::string("[[fault:reset:1]] c")));
+  EXPECT_EQ(pair.first.attempts, 1);
+  EXPECT_EQ(pair.second.attempts, 2);
+  EXPECT_EQ(pair.second.content, fl::reply_for("[[fault:reset:1]] c"));
+  const auto stats = server.stats();
+  EXPECT_EQ(stats.requests, 3u);
+  EXPECT_EQ(stats.resets, 1u);
 }
 
 TEST_P(Llm, ExhaustedRetriesGiveTheServersError) {

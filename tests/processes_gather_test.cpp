@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <concur/concur.hpp>
+#include <cstdlib>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -91,6 +94,21 @@ Task<int> nested_long() {
   co_return a + b;
 }
 CONCUR_REGISTER(nested_long);
+
+// A CPU loop that polls for cancellation and lets the others run between
+// slices; it ends only when cancelled (or, if that never comes, after `cap`
+// with -1, which the test then sees).
+Task<int> cpu_poll(std::chrono::milliseconds cap) {
+  const auto end = std::chrono::steady_clock::now() + cap;
+  while (std::chrono::steady_clock::now() < end) {
+    const auto slice = std::chrono::steady_clock::now() + 1ms;
+    while (std::chrono::steady_clock::now() < slice) {
+    }
+    co_await concur::yield_now();
+  }
+  co_return -1;
+}
+CONCUR_REGISTER(cpu_poll);
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -255,6 +273,64 @@ TEST_P(RegisteredGatherSuite, DeadlineStopsTheBatch) {
   }
 }
 
+// nanoseconds::max() means "practically never": it saturates instead of
+// overflowing into the past (which failed every task at once).
+TEST_P(RegisteredGatherSuite, HugeTimeoutAndDeadlineMeanPracticallyNever) {
+  std::vector<decltype(concur::call(value_after, 1ms, 0))> calls{concur::call(value_after, 5ms, 1),
+                                                                 concur::call(value_after, 5ms, 2)};
+  constexpr auto kMax = std::chrono::nanoseconds::max();
+  for (const concur::GatherOptions& o :
+       {concur::GatherOptions{.timeout = kMax}, concur::GatherOptions{.deadline = kMax},
+        concur::GatherOptions{.timeout = kMax, .deadline = kMax},
+        concur::GatherOptions{.timeout = std::chrono::hours(24 * 365 * 200)}}) {
+    auto out = ex_->gather_settled(calls, o);
+    ASSERT_EQ(out.size(), 2u);
+    for (auto& r : out) {
+      ASSERT_TRUE(r.ok()) << r.error().describe();
+    }
+    EXPECT_EQ(out[0].value(), 1);
+    EXPECT_EQ(out[1].value(), 2);
+  }
+  auto [a, b] = ex_->gather({.timeout = kMax, .deadline = kMax}, concur::call(value_after, 1ms, 3),
+                            concur::call(value_after, 1ms, 4));
+  EXPECT_EQ(a + b, 7);
+}
+
+// A deadline computed as already past fails the batch (it used to mean "none").
+TEST_P(RegisteredGatherSuite, PastDeadlineFailsTheBatch) {
+  std::vector<decltype(concur::call(value_after, 1ms, 0))> calls{
+      concur::call(value_after, 60'000ms, 1), concur::call(value_after, 60'000ms, 2)};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto out = ex_->gather_settled(calls, {.deadline = -5ms});
+  EXPECT_LT(seconds_since(t0), 5.0);
+  ASSERT_EQ(out.size(), 2u);
+  for (auto& r : out) {
+    ASSERT_FALSE(r.ok());
+    EXPECT_THROW(r.value(), concur::DeadlineExceeded);
+  }
+  EXPECT_THROW(ex_->gather(calls, {.deadline = -1ns}), concur::DeadlineExceeded);
+}
+
+// The case: without yield_now the failing sibling never runs on
+// event_loop or fibers(1), and the CPU loops run until killed.
+TEST_P(RegisteredGatherSuite, YieldNowLetsAFailingSiblingCancelCpuLoops) {
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(ex_->gather(concur::call(fail_after, 100ms, std::string("quota")),
+                           concur::call(cpu_poll, 60'000ms), concur::call(cpu_poll, 60'000ms)),
+               QuotaExceeded);
+  EXPECT_LT(seconds_since(t0), 30.0) << "the CPU loops were not cancelled";
+}
+
+// A yield is a cancellation point, so a timeout reaches a loop that only yields.
+TEST_P(RegisteredGatherSuite, YieldNowIsACancellationPoint) {
+  std::vector<decltype(concur::call(cpu_poll, 1ms))> calls{concur::call(cpu_poll, 60'000ms)};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto out = ex_->gather_settled(calls, {.timeout = 50ms});
+  EXPECT_LT(seconds_since(t0), 30.0);
+  ASSERT_FALSE(out[0].ok());
+  EXPECT_THROW(out[0].value(), concur::TimeoutError);
+}
+
 TEST_P(RegisteredGatherSuite, AsCompletedDeliversInCompletionOrder) {
   std::vector<decltype(concur::call(value_after, 1ms, 0))> calls{
       concur::call(value_after, 300ms, 0), concur::call(value_after, 10ms, 1),
@@ -320,6 +396,71 @@ TEST_P(RegisteredGatherSuite, TwentyThousandCalls) {
   ASSERT_EQ(out.size(), 20'000u);
   for (int i = 0; i < 20'000; ++i)
     ASSERT_EQ(out[static_cast<std::size_t>(i)], (i % 1000) * (i % 1000));
+}
+
+// Runs a 2 s batch on `ex` from another thread; started() turns true once
+// its first (1 ms) input has finished, so the batch is surely running.
+class BackgroundBatch {
+ public:
+  explicit BackgroundBatch(concur::Executor& ex)
+      : thread_([this, &ex] {
+          std::vector<decltype(concur::call(value_after, 1ms, 0))> calls{
+              concur::call(value_after, 1ms, 1), concur::call(value_after, 2'000ms, 2)};
+          auto rs = ex.gather_settled(
+              calls, {.on_progress = [this](const concur::Progress&) { started_.store(true); }});
+          ok_ = rs.size() == 2 && rs[0].ok() && rs[1].ok();
+        }) {}
+  ~BackgroundBatch() {
+    if (thread_.joinable()) thread_.join();
+  }
+  bool wait_started() const {
+    const auto end = std::chrono::steady_clock::now() + 30s;
+    while (!started_.load()) {
+      if (std::chrono::steady_clock::now() > end) return false;
+      std::this_thread::sleep_for(1ms);
+    }
+    return true;
+  }
+  bool join() {
+    thread_.join();
+    return ok_;
+  }
+
+ private:
+  std::atomic<bool> started_{false};
+  bool ok_ = false;
+  std::thread thread_;
+};
+
+// One executor used from two threads at once hung (event_loop, processes):
+// now the second call is refused with a UsageError naming the rule, and the
+// first one finishes untouched.
+TEST_P(RegisteredGatherSuite, ASecondThreadsCallWhileOneRunsIsAUsageError) {
+  BackgroundBatch bg(*ex_);
+  ASSERT_TRUE(bg.wait_started());
+  try {
+    ex_->gather(concur::call(value_after, 1ms, 3));
+    ADD_FAILURE() << "a concurrent call from another thread was accepted";
+  } catch (const concur::UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find(concur::messages::kConcurrentUse), std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(bg.join()) << "the running batch was disturbed";
+  auto [v] = ex_->gather(concur::call(value_after, 1ms, 4));  // usable again
+  EXPECT_EQ(v, 4);
+}
+
+// Destroying an executor while another thread's gather runs hung (event_loop)
+// or crashed (processes): now it ends the program with the rule.
+TEST_P(RegisteredGatherSuite, DestroyingItWhileAnotherThreadsCallRunsTerminatesWithTheRule) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        BackgroundBatch bg(*ex_);
+        if (bg.wait_started()) ex_.reset();
+        std::_Exit(0);  // not reached when the check works
+      },
+      "destroyed while a blocking call on it was still running");
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -15,12 +15,17 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <ios>
 #include <map>
+#include <new>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <typeinfo>
+#include <variant>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -93,6 +98,25 @@ int throws(int kind) {
   throw Unregistered("odd one");
 }
 CONCUR_REGISTER(throws);
+
+// Standard exceptions that cannot be built from a message, raised in a worker.
+int throws_standard(int kind) {
+  switch (kind) {
+    case 0:
+      throw std::bad_alloc();
+    case 1:
+      throw std::bad_cast();
+    case 2:
+      throw std::bad_optional_access();
+    case 3:
+      throw std::bad_variant_access();
+    case 4:
+      throw std::bad_function_call();
+    default:
+      throw std::ios_base::failure("stream broke");
+  }
+}
+CONCUR_REGISTER(throws_standard);
 
 Task<std::vector<int>> nested_pids(int n) {
   std::vector<decltype(concur::call(worker_pid))> calls(static_cast<std::size_t>(n),
@@ -300,6 +324,31 @@ TEST(Processes, UserTypesRoundTrip) {
   EXPECT_EQ(q.extra->at("shifted"), 4);
   EXPECT_EQ(q.extra->at("a"), 1);
   EXPECT_FALSE(none.extra.has_value());
+}
+
+// std::bad_alloc arrived as concur::RemoteError: the standard types arrive as
+// themselves; an unregistered type keeps "type: message" in describe().
+TEST(Processes, StandardExceptionsArriveAsThemselves) {
+  auto ex = make(1);
+  std::vector<decltype(concur::call(throws_standard, 0))> calls;
+  for (int k = 0; k < 6; ++k) calls.push_back(concur::call(throws_standard, k));
+  auto rs = ex->gather_settled(calls);
+  ASSERT_EQ(rs.size(), 6u);
+  for (auto& r : rs) ASSERT_FALSE(r.ok());
+  EXPECT_THROW(rs[0].value(), std::bad_alloc);
+  EXPECT_THROW(rs[1].value(), std::bad_cast);
+  EXPECT_THROW(rs[2].value(), std::bad_optional_access);
+  EXPECT_THROW(rs[3].value(), std::bad_variant_access);
+  EXPECT_THROW(rs[4].value(), std::bad_function_call);
+  EXPECT_THROW(rs[5].value(), std::ios_base::failure);
+  EXPECT_EQ(rs[0].error().describe(), "std::bad_alloc: std::bad_alloc");
+  EXPECT_NE(rs[5].error().message().find("stream broke"), std::string::npos);
+  // Fail-fast too.
+  EXPECT_THROW(ex->gather(concur::call(throws_standard, 0)), std::bad_alloc);
+  auto [unknown] = ex->gather_settled(concur::call(throws, 1));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().type(), "(anonymous namespace)::Unregistered");
+  EXPECT_EQ(unknown.error().describe(), "(anonymous namespace)::Unregistered: odd one");
 }
 
 TEST(Processes, ErrorsCrossWithTypeAndMessage) {

@@ -132,6 +132,7 @@ Row run_one(concur::Executor& ex, const Variant& v, const std::string& which, co
   row.rec.case_name = which;
   row.rec.lanes = ex.lanes();
   ex.on_stall([&row](const concur::StallReport& r) {
+    if (r.ongoing) return;  // the table lists each stall once, when it ends
     row.rec.stalls.push_back("task '" + r.task + "' held the " + r.executor + " thread for " +
                              std::to_string(std::chrono::duration_cast<ms>(r.duration).count()) +
                              " ms");

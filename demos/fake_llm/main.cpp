@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   std::string faults;
   long long retry_after_ms = opts.retry_after.count();
   long long slow_ms = opts.slow_latency.count();
+  long long idle_ms = opts.idle_timeout.count();
+  long long header_ms = opts.header_timeout.count();
   app.add_option("--host", opts.host, "address to listen on")->capture_default_str();
   app.add_option("-p,--port", opts.port, "port (0 = any free port)")->capture_default_str();
   app.add_option("--latency", latency,
@@ -58,6 +60,16 @@ int main(int argc, char** argv) {
                  "between the pieces of a streamed (\"stream\": true) reply")
       ->check(CLI::Range(0LL, 60000LL))
       ->capture_default_str();
+  app.add_option("--idle-timeout-ms", idle_ms,
+                 "close a connection that sends nothing for this long (between requests, or "
+                 "after connecting)")
+      ->check(CLI::Range(1LL, 86400000LL))
+      ->capture_default_str();
+  app.add_option("--header-timeout-ms", header_ms,
+                 "close a connection whose request has not fully arrived this long after its "
+                 "first byte (slowloris)")
+      ->check(CLI::Range(1LL, 86400000LL))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   opts.limit_window = std::chrono::milliseconds(window_ms);
   opts.stream_interval = std::chrono::milliseconds(stream_interval_ms);
@@ -71,6 +83,8 @@ int main(int argc, char** argv) {
   }
   opts.retry_after = std::chrono::milliseconds(retry_after_ms);
   opts.slow_latency = std::chrono::milliseconds(slow_ms);
+  opts.idle_timeout = std::chrono::milliseconds(idle_ms);
+  opts.header_timeout = std::chrono::milliseconds(header_ms);
 
   // Block the stop signals before the server starts its threads, so that they
   // inherit the mask and only sigwait below receives them.

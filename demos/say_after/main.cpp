@@ -129,6 +129,7 @@ concur::demo::RunRecord run_case(concur::Executor& ex, const std::string& which,
   rec.case_name = which;
   rec.lanes = ex.lanes();
   ex.on_stall([&rec](const concur::StallReport& s) {
+    if (s.ongoing) return;  // the table lists each stall once, when it ends
     rec.stalls.push_back("task '" + s.task + "' held the " + s.executor + " thread for " +
                          std::to_string(std::chrono::duration_cast<ms>(s.duration).count()) +
                          " ms");

@@ -31,6 +31,16 @@ inline constexpr std::string_view kUnknownKey = "unknown configuration key";
 inline constexpr std::string_view kBadValue = "invalid value";
 /// ConfigError: a configuration file names a directory, a device or a pipe.
 inline constexpr std::string_view kNotAFile = "not a regular file:";
+/// UsageError: an executor's blocking call was made while another thread's
+/// call on the same executor was still running.
+inline constexpr std::string_view kConcurrentUse =
+    "an executor runs one blocking call at a time, and another thread's call on this executor is "
+    "still running (give each thread its own executor)";
+/// UsageError (then std::terminate): an executor was destroyed while a
+/// thread's blocking call on it was still running.
+inline constexpr std::string_view kDestroyedWhileRunning =
+    "an executor was destroyed while a blocking call on it was still running (destroy it only "
+    "after every call on it has returned)";
 /// Error: the fibers executor could not map a stack for a new fiber.
 inline constexpr std::string_view kStackAllocation = "cannot allocate a fiber stack";
 }  // namespace messages

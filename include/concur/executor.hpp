@@ -31,6 +31,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "concur/config.hpp"
@@ -41,22 +42,33 @@
 namespace concur {
 
 /// A task that kept an event-loop thread busy longer than the threshold.
+///
+/// A stall is reported while it lasts (`ongoing`: the task still holds the
+/// thread, reported by a watchdog thread at 1x, 2x, 4x, ... the threshold),
+/// then once more when it ends (`ongoing` false, with the time it held the
+/// thread). A CPU loop that never waits thus names itself even if it never
+/// ends.
 struct StallReport {
   std::string executor;                ///< e.g. "event_loop"
   std::string task;                    ///< the call's name
-  std::chrono::nanoseconds duration;   ///< how long it held the thread
+  std::chrono::nanoseconds duration;   ///< how long it held (has held so far) the thread
   std::chrono::nanoseconds threshold;  ///< Config::stall_threshold
+  bool ongoing = false;                ///< true: the task is still holding the thread
 };
-/// Hears stall reports. Called on the thread that stalled, and concurrently
-/// when several threads run tasks (fibers with threads > 1): it must be
-/// thread-safe, quick, and must not throw.
+/// Hears stall reports. A final report is made on the thread that stalled; an
+/// ongoing one on concur's watchdog thread; they may come concurrently (and
+/// from several threads with fibers' threads > 1): the handler must be
+/// thread-safe, quick, must not throw, and must not create or destroy
+/// executors.
 using StallHandler = std::function<void(const StallReport&)>;
 
 /// One concurrency model. Create it with make_executor(); use it through the
 /// blocking members below, from outside any task.
 ///
 /// Thread-safety: one blocking call at a time per executor (calls from
-/// several threads at once are not supported: give each thread its own).
+/// several threads at once are not supported: give each thread its own; a
+/// call made while another thread's runs throws concur::UsageError, and
+/// destroying the executor while one runs terminates with one).
 /// The const accessors and stall_count() are safe from any thread. Tasks run
 /// on the executor's threads (the caller's own thread for sequential and
 /// event_loop; worker processes for processes), so a task's code must be as
@@ -68,7 +80,9 @@ using StallHandler = std::function<void(const StallReport&)>;
 /// concur::Error for a resource it cannot get (e.g. a fiber stack).
 class Executor {
  public:
-  /// Must not run while a blocking call on this executor is in progress.
+  /// Must not run while a blocking call on this executor is in progress:
+  /// doing so ends the program (std::terminate) with a concur::UsageError
+  /// (messages::kDestroyedWhileRunning) rather than hang or crash later.
   virtual ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -86,12 +100,14 @@ class Executor {
 
   /// Runs `task` to the end on this executor; returns its value or rethrows
   /// the exception it ended with. Blocks the calling thread until then.
+  /// Throws concur::UsageError (messages::kConcurrentUse) if another thread's
+  /// blocking call on this executor is still running.
   template <class T>
   T run(Task<T> task) {
     std::optional<detail::unit_if_void_t<T>> out;
     Task<void> root = store_into(std::move(task), out);
     detail::Context ctx;
-    run_root(root.handle(), ctx);
+    run_owned(root.handle(), ctx);
     root.handle().promise().take();
     if constexpr (!std::is_void_v<T>) return std::move(*out);
   }
@@ -163,7 +179,8 @@ class Executor {
   /// empty handler silences reports (stall_count() still counts). Call it
   /// between blocking calls, not while one runs.
   void on_stall(StallHandler handler);
-  /// Stall reports made so far, over this executor's life.
+  /// Stalls that have ended so far (one per stall; ongoing reports are not
+  /// counted), over this executor's life.
   std::size_t stall_count() const noexcept { return stalls_.load(); }
 
  protected:
@@ -171,8 +188,13 @@ class Executor {
   explicit Executor(Config config);
   /// Runs the root coroutine `root` (context `ctx`) until it is done.
   virtual void run_root(std::coroutine_handle<> root, detail::Context& ctx) = 0;
+  /// Every final executor calls this first in its destructor (before its own
+  /// members go): terminates with messages::kDestroyedWhileRunning if a
+  /// blocking call still runs.
+  void check_destroy_allowed() const noexcept;
   /// Called by drivers that detect a stall.
-  void report_stall(std::string_view task, std::chrono::nanoseconds held);
+  /// `ongoing`: from the watchdog, while the task still holds the thread.
+  void report_stall(std::string_view task, std::chrono::nanoseconds held, bool ongoing = false);
 
  private:
   template <class T>
@@ -185,8 +207,12 @@ class Executor {
     }
   }
   GatherOptions defaults(GatherOptions o) const;
+  // run_root() with this executor marked as running on the calling thread.
+  void run_owned(std::coroutine_handle<> root, detail::Context& ctx);
 
   Config config_;
+  // The thread whose blocking call is running (default id: none).
+  std::atomic<std::thread::id> owner_{};
   StallHandler stall_handler_;
   std::atomic<std::size_t> stalls_{0};
 };

@@ -117,6 +117,12 @@ struct ServerOptions {
   /// "stream": true replies: the first content after the request's latency,
   /// then one piece (3 characters) every stream_interval.
   std::chrono::milliseconds stream_interval{10};
+  /// A connection that sends nothing for this long (a keep-alive connection
+  /// between requests, or a client that connects and stays silent) is closed.
+  std::chrono::milliseconds idle_timeout{60000};
+  /// Once a request's first byte has arrived, its header and body must
+  /// arrive within this time, or the connection is closed (slowloris).
+  std::chrono::milliseconds header_timeout{10000};
 };
 
 /// Counters since start (or the last reset_stats()). Chat completions only:

@@ -73,6 +73,11 @@ struct Response {
   std::string body;
   /// The URL requested (for messages).
   std::string url;
+  /// How many times the request went out: above 1 when libcurl re-sent an
+  /// idempotent request (GET, HEAD, PUT, DELETE, ...) because the reused
+  /// connection it first went out on died unanswered. A POST is never re-sent
+  /// that way: it fails with a ConnectionError (messages::kNotResent).
+  int sends = 1;
 
   bool ok() const noexcept { return status >= 200 && status < 300; }
   /// The first header named `name` (any case), if present.
@@ -106,6 +111,11 @@ inline constexpr std::string_view kTls = "TLS failure";
 inline constexpr std::string_view kTooLarge = "response body larger than";
 inline constexpr std::string_view kInvalid = "invalid request";
 inline constexpr std::string_view kConnection = "connection failed";
+/// ConnectionError: a non-idempotent request whose reused connection died
+/// before any reply; libcurl would have re-sent it silently.
+inline constexpr std::string_view kNotResent =
+    "the reused connection closed before any reply, and a request that is not idempotent is not "
+    "re-sent behind the caller's back";
 }  // namespace messages
 
 /// Base of every HTTP transfer failure. what() is "<kind> for <METHOD> <url>: <detail>".

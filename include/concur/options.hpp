@@ -16,9 +16,12 @@ struct Progress {
   std::size_t total = 0;   ///< inputs in the batch
 };
 
-/// Options of a gather. Zero means "no limit" for every field (a negative
-/// duration too). A plain value, copied into the gather; the blocking
-/// Executor functions replace zero fields by the Config defaults.
+/// Options of a gather. Zero means "no limit" for every field. Durations
+/// saturate: std::chrono::nanoseconds::max() (or any time past the clock's
+/// range) means "practically never", never an overflow. A negative timeout
+/// means no timeout; a negative `deadline` has already passed (see below).
+/// A plain value, copied into the gather; the blocking Executor functions
+/// replace zero fields by the Config defaults.
 ///
 /// Written with designated initialisers: `{.limit = 64, .timeout = 30s}`.
 struct GatherOptions {
@@ -28,7 +31,9 @@ struct GatherOptions {
   /// or it fails with concur::TimeoutError.
   std::chrono::nanoseconds timeout{0};
   /// The whole batch must finish within this time, counted from the gather's
-  /// start; unfinished tasks fail with concur::DeadlineExceeded.
+  /// start; unfinished tasks fail with concur::DeadlineExceeded. A negative
+  /// deadline (one computed as already past) fails every input of the batch
+  /// with DeadlineExceeded at once; it does not mean "none".
   std::chrono::nanoseconds deadline{0};
   /// Called after every finished input, serially (never concurrently with
   /// itself), on whichever thread finished it. Keep it short; it must not

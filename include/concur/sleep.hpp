@@ -41,10 +41,18 @@ inline detail::SleepAwaiter sleep_until(std::chrono::steady_clock::time_point wh
 
 /// Waits for `d` on the current executor. A zero duration still yields.
 /// Same errors as sleep_until().
+/// A duration past the clock's range sleeps until the task stops.
 template <class Rep, class Period>
 detail::SleepAwaiter sleep_for(std::chrono::duration<Rep, Period> d) noexcept {
-  return detail::SleepAwaiter(std::chrono::steady_clock::now() +
-                              std::chrono::duration_cast<std::chrono::steady_clock::duration>(d));
+  using Dur = std::chrono::steady_clock::duration;
+  const auto now = std::chrono::steady_clock::now();
+  // Saturate rather than overflow (duration::max() would wrap into the past).
+  const auto room =
+      std::chrono::duration_cast<std::chrono::duration<double, std::nano>>(detail::kNever - now);
+  if (std::chrono::duration_cast<std::chrono::duration<double, std::nano>>(d) >= room) {
+    return detail::SleepAwaiter(detail::kNever);
+  }
+  return detail::SleepAwaiter(now + std::chrono::duration_cast<Dur>(d));
 }
 
 }  // namespace concur

@@ -22,7 +22,20 @@ void wake(Waiter& w, Waiter::State how) noexcept {
 }
 
 void Context::apply_budget(std::chrono::nanoseconds budget, StopReason budget_kind) noexcept {
-  const TimePoint own = Clock::now() + budget;
+  if (budget.count() < 0) {
+    // A batch deadline computed as already past fails the batch rather than
+    // meaning "none"; a negative per-task timeout still means no timeout.
+    if (budget_kind != StopReason::deadline) return;
+    deadline_ = TimePoint::min();
+    deadline_kind_ = budget_kind;
+    budget_ = budget;
+    return;
+  }
+  const TimePoint now = Clock::now();
+  // Saturate: nanoseconds::max() means "practically never", and now + budget
+  // would overflow into the past and fail the task at once.
+  if (budget >= kNever - now) return;
+  const TimePoint own = now + budget;
   if (own < deadline_) {
     deadline_ = own;
     deadline_kind_ = budget_kind;

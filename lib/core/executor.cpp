@@ -39,11 +39,19 @@ constexpr auto kNames = [] {
 }();
 
 void print_stall(const StallReport& r) {
+  const auto ms = [](std::chrono::nanoseconds d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  if (r.ongoing) {
+    log(LogLevel::warning,
+        fmt::format("concur: task '{}' has been blocking the {} thread for {} ms so far (stall "
+                    "threshold {} ms)",
+                    r.task, r.executor, ms(r.duration), ms(r.threshold)));
+    return;
+  }
   log(LogLevel::warning,
       fmt::format("concur: task '{}' blocked the {} thread for {} ms (stall threshold {} ms)",
-                  r.task, r.executor,
-                  std::chrono::duration_cast<std::chrono::milliseconds>(r.duration).count(),
-                  std::chrono::duration_cast<std::chrono::milliseconds>(r.threshold).count()));
+                  r.task, r.executor, ms(r.duration), ms(r.threshold)));
 }
 
 }  // namespace
@@ -60,17 +68,49 @@ std::unique_ptr<Executor> make_executor(const Config& config) {
 }
 
 Executor::Executor(Config config) : config_(std::move(config)), stall_handler_(&print_stall) {}
-Executor::~Executor() = default;
+Executor::~Executor() { check_destroy_allowed(); }
+
+namespace {
+[[noreturn]] void throw_destroyed_while_running() {
+  throw UsageError(std::string(messages::kDestroyedWhileRunning));
+}
+}  // namespace
+
+void Executor::check_destroy_allowed() const noexcept {
+  if (owner_.load() == std::thread::id{}) return;
+  // Thrown through noexcept: the program ends, and the terminate handler
+  // prints the rule (waiting here would hang, going on would crash later).
+  throw_destroyed_while_running();
+}
+
+void Executor::run_owned(std::coroutine_handle<> root, detail::Context& ctx) {
+  const std::thread::id me = std::this_thread::get_id();
+  std::thread::id none{};
+  if (!owner_.compare_exchange_strong(none, me)) {
+    // The same thread again (a task of a blocking executor calling its own
+    // executor's blocking API) is not this rule's business.
+    if (none != me) throw UsageError(std::string(messages::kConcurrentUse));
+    run_root(root, ctx);
+    return;
+  }
+  struct Release {
+    std::atomic<std::thread::id>& owner;
+    ~Release() { owner.store(std::thread::id{}); }
+  } release{owner_};
+  run_root(root, ctx);
+}
 
 void Executor::on_stall(StallHandler handler) { stall_handler_ = std::move(handler); }
 
-void Executor::report_stall(std::string_view task, std::chrono::nanoseconds held) {
-  stalls_.fetch_add(1);
-  if (trace::detail::enabled()) trace::detail::stall(name(), task, held);
+void Executor::report_stall(std::string_view task, std::chrono::nanoseconds held, bool ongoing) {
+  if (!ongoing) {
+    stalls_.fetch_add(1);
+    if (trace::detail::enabled()) trace::detail::stall(name(), task, held);
+  }
   if (stall_handler_) {
-    stall_handler_(
-        StallReport{std::string(name()), std::string(task), held,
-                    std::chrono::duration_cast<std::chrono::nanoseconds>(config_.stall_threshold)});
+    stall_handler_(StallReport{
+        std::string(name()), std::string(task), held,
+        std::chrono::duration_cast<std::chrono::nanoseconds>(config_.stall_threshold), ongoing});
   }
 }
 

@@ -5,12 +5,18 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
+#include <ios>
 #include <memory>
 #include <mutex>
+#include <new>
+#include <optional>
 #include <shared_mutex>
 #include <stdexcept>
 #include <string>
+#include <typeinfo>
 #include <unordered_map>
+#include <variant>
 
 namespace concur::detail {
 
@@ -56,6 +62,16 @@ template <class E>
 void builtin_error(Registry& r) {
   r.errors.emplace(typeid(E).name(), &make_error<E>);
 }
+// A standard type without a message constructor: rebuilt as itself (its
+// what() is fixed by the library anyway).
+template <class E>
+std::exception_ptr make_plain_error(const std::string&) {
+  return std::make_exception_ptr(E());
+}
+template <class E>
+void builtin_plain_error(Registry& r) {
+  r.errors.emplace(typeid(E).name(), &make_plain_error<E>);
+}
 
 const bool kBuiltinErrors = [] {
   Registry& r = registry();
@@ -69,6 +85,17 @@ const bool kBuiltinErrors = [] {
   builtin_error<std::range_error>(r);
   builtin_error<std::overflow_error>(r);
   builtin_error<std::underflow_error>(r);
+  builtin_error<std::ios_base::failure>(r);
+  builtin_plain_error<std::exception>(r);
+  builtin_plain_error<std::bad_alloc>(r);
+  builtin_plain_error<std::bad_array_new_length>(r);
+  builtin_plain_error<std::bad_cast>(r);
+  builtin_plain_error<std::bad_typeid>(r);
+  builtin_plain_error<std::bad_exception>(r);
+  builtin_plain_error<std::bad_function_call>(r);
+  builtin_plain_error<std::bad_optional_access>(r);
+  builtin_plain_error<std::bad_variant_access>(r);
+  builtin_plain_error<std::bad_weak_ptr>(r);
   builtin_error<Error>(r);
   builtin_error<UsageError>(r);
   builtin_error<ConfigError>(r);

@@ -1,5 +1,7 @@
 #include "concur/result.hpp"
 
+#include "concur/registry.hpp"
+
 #include <cxxabi.h>
 
 #include <cstdlib>
@@ -22,6 +24,10 @@ ErrorInfo ErrorInfo::from_exception(std::exception_ptr e) {
     std::rethrow_exception(e);
   } catch (const Cancelled& ex) {
     return ErrorInfo(demangle(typeid(ex).name()), ex.what(), e, true);
+  } catch (const RemoteError& ex) {
+    // Raised in a worker as a type this process cannot rebuild: keep that
+    // type's name, so describe() still reads "type: message".
+    return ErrorInfo(ex.remote_type(), ex.what(), e);
   } catch (const std::exception& ex) {
     return ErrorInfo(demangle(typeid(ex).name()), ex.what(), e);
   } catch (...) {

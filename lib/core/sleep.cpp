@@ -27,7 +27,23 @@ void SleepAwaiter::await_resume() {
   if (ctx_->stop_requested()) std::rethrow_exception(ctx_->stop_exception());
 }
 
+bool YieldAwaiter::await_ready() {
+  ctx_ = current_context();
+  if (ctx_ == nullptr) throw UsageError(std::string(messages::kNoExecutor));
+  return ctx_->stop_requested();  // already stopped: await_resume throws
+}
+
+bool YieldAwaiter::await_suspend(std::coroutine_handle<> h) {
+  return require_driver().yield(h, ctx_);
+}
+
+void YieldAwaiter::await_resume() {
+  if (ctx_->stop_requested()) std::rethrow_exception(ctx_->stop_exception());
+}
+
 }  // namespace detail
+
+detail::YieldAwaiter yield_now() noexcept { return {}; }
 
 bool cancelled() noexcept {
   detail::Context* c = detail::current_context();

@@ -16,6 +16,7 @@ namespace {
 class EventLoop final : public Executor, private LoopDriver {
  public:
   explicit EventLoop(Config c) : Executor(std::move(c)), LoopDriver(config().stall_threshold) {}
+  ~EventLoop() override { check_destroy_allowed(); }
   std::string_view name() const override { return "event_loop"; }
   bool detects_stalls() const override { return config().stall_threshold.count() > 0; }
 
@@ -28,6 +29,9 @@ class EventLoop final : public Executor, private LoopDriver {
 
   void on_stall(std::string_view task, std::chrono::nanoseconds held) override {
     report_stall(task, held);
+  }
+  void on_stall_ongoing(std::string_view task, std::chrono::nanoseconds held) override {
+    report_stall(task, held, /*ongoing=*/true);
   }
 };
 

@@ -1,20 +1,6 @@
 #include "executors/loop_driver.hpp"
 
-#include <time.h>
-
 namespace concur::executors {
-
-namespace {
-
-// CLOCK_MONOTONIC_COARSE costs a few ns; its ~4 ms resolution is plenty for a
-// stall threshold measured in tens of milliseconds.
-std::chrono::nanoseconds coarse_now() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-}
-
-}  // namespace
 
 bool LoopDriver::park(detail::Waiter& w) {
   // Someone already claimed the wake-up: unpark() has queued the resume.
@@ -38,12 +24,28 @@ void LoopDriver::resume_timed(std::coroutine_handle<> h, detail::Context* ctx) {
   if (stall_threshold_.count() == 0) {
     h.resume();
   } else {
+    // coarse_now(): a few ns; its ~4 ms resolution is plenty for a stall
+    // threshold measured in tens of milliseconds.
     const detail::CallName name = ctx->call_name();
     const auto saved_nested = nested_;
+    const detail::CallName outer_name = leg_name_;
+    const bool outer_leg = in_leg_;
     nested_ = std::chrono::nanoseconds(0);
     const auto start = coarse_now();
+    leg_name_ = name;
+    in_leg_ = true;
+    watch_.begin_leg(name, start);
     h.resume();
-    const auto held = coarse_now() - start;
+    const auto end = coarse_now();
+    // A child started eagerly has returned: the watchdog watches its parent again.
+    leg_name_ = outer_name;
+    in_leg_ = outer_leg;
+    if (outer_leg) {
+      watch_.begin_leg(outer_name, end);
+    } else {
+      watch_.end_leg();
+    }
+    const auto held = end - start;
     const auto own = held - nested_;
     nested_ = saved_nested + held;
     if (own > stall_threshold_) on_stall(name(), own);

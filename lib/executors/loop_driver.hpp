@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "concur/detail/driver.hpp"
+#include "executors/stall_watch.hpp"
 #include "io/engine.hpp"
 
 namespace concur::executors {
@@ -24,13 +25,21 @@ class LoopDriver : public detail::Driver {
  public:
   /// `stall_threshold` zero: resumes are not timed and nothing is reported.
   explicit LoopDriver(std::chrono::nanoseconds stall_threshold = std::chrono::nanoseconds(0))
-      : stall_threshold_(stall_threshold) {}
+      : stall_threshold_(stall_threshold),
+        watch_(stall_threshold, [this](std::string_view task, std::chrono::nanoseconds held) {
+          on_stall_ongoing(task, held);
+        }) {}
 
   void spawn(std::coroutine_handle<> h, detail::Context* ctx) override { resume_timed(h, ctx); }
   bool park(detail::Waiter& w) override;
   void unpark(detail::Waiter& w) noexcept override;
   void finish(detail::Waiter& w) noexcept override { engine_.remove_timer(w); }
   io::Engine* io_engine() noexcept override { return &engine_; }
+  /// Queues `h` behind every coroutine already ready (concur::yield_now).
+  bool yield(std::coroutine_handle<> h, detail::Context* ctx) override {
+    ready_.push_back({h, ctx});
+    return true;
+  }
 
  protected:
   io::Engine& engine() noexcept { return engine_; }
@@ -58,6 +67,12 @@ class LoopDriver : public detail::Driver {
     (void)task;
     (void)held;
   }
+  /// A resume is still holding the loop after `held` (the watchdog thread
+  /// calls this, at 1x, 2x, 4x, ... the threshold).
+  virtual void on_stall_ongoing(std::string_view task, std::chrono::nanoseconds held) {
+    (void)task;
+    (void)held;
+  }
 
  private:
   struct Ready {
@@ -75,6 +90,9 @@ class LoopDriver : public detail::Driver {
   std::thread::id loop_thread_;
   const std::chrono::nanoseconds stall_threshold_;
   std::chrono::nanoseconds nested_{0};
+  detail::CallName leg_name_;  // of the resume in progress (for nested ones)
+  bool in_leg_ = false;
+  StallWatch watch_;
 };
 
 }  // namespace concur::executors

@@ -12,6 +12,7 @@ namespace {
 class Sequential final : public Executor, private BlockingDriver {
  public:
   explicit Sequential(Config c) : Executor(std::move(c)) {}
+  ~Sequential() override { check_destroy_allowed(); }
   std::string_view name() const override { return "sequential"; }
 
  private:

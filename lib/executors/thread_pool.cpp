@@ -160,6 +160,7 @@ class ThreadPool final : public Executor, private BlockingDriver {
     // One slot is kept for the caller, which runs the root task as a lane.
     arena_.initialize(workers_, 1);
   }
+  ~ThreadPool() override { check_destroy_allowed(); }
 
   std::string_view name() const override { return "thread_pool"; }
   int lanes() const override { return workers_; }

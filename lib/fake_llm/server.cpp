@@ -6,6 +6,8 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cerrno>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -28,8 +30,6 @@ using std::chrono::milliseconds;
 
 namespace {
 
-// An idle keep-alive connection is dropped after this long without a request.
-constexpr auto kIdleTimeout = std::chrono::minutes(5);
 constexpr std::string_view kServerName = "concur-fake-llm";
 
 void raise_max(std::atomic<std::uint64_t>& max, std::uint64_t now) {
@@ -41,6 +41,14 @@ void raise_max(std::atomic<std::uint64_t>& max, std::uint64_t now) {
 }  // namespace
 
 namespace detail {
+
+/// What the server may ask of a session waiting for its next request.
+class IdleSession {
+ public:
+  virtual ~IdleSession() = default;
+  /// Closes the connection (posted to the session's strand; any thread).
+  virtual void shed() = 0;
+};
 
 // Everything one server owns; Server::Impl is just this.
 struct Core {
@@ -75,6 +83,21 @@ struct Core {
   void connection_opened() { raise_max(max_connections, ++connections); }
   void connection_closed() { --connections; }
 
+  // Sessions waiting for a request's first byte, oldest first: when the
+  // process runs out of descriptors, the oldest is closed so that a new
+  // client can be accepted (silent connections must not lock others out).
+  using IdleList = std::list<std::weak_ptr<IdleSession>>;
+  IdleList::iterator idle_add(std::weak_ptr<IdleSession> s) {
+    std::lock_guard lock(idle_mu);
+    return idle.insert(idle.end(), std::move(s));
+  }
+  void idle_remove(IdleList::iterator it) {
+    std::lock_guard lock(idle_mu);
+    idle.erase(it);
+  }
+  /// Closes the oldest idle connection; false if there is none.
+  bool shed_idle();
+
   ServerOptions opts;
   std::atomic<std::uint64_t> requests{0}, in_flight{0}, max_in_flight{0}, connections{0},
       max_connections{0}, resets{0}, abandoned{0}, next_id{0};
@@ -84,6 +107,8 @@ struct Core {
   std::unordered_map<std::string, int> seen;
   detail::RateLimits limits;                      // --rpm / --tpm
   std::atomic<std::uint64_t> next_request_id{0};  // x-request-id
+  std::mutex idle_mu;                             // guards idle
+  IdleList idle;
 
   // Declared after the state above: destroying the io_context destroys the
   // sessions still queued in it, and they update these counters as they go.
@@ -102,7 +127,7 @@ struct Server::Impl : detail::Core {
 
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public detail::IdleSession, public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, detail::Core& server)
       : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(server) {
@@ -112,9 +137,20 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ignored;
     stream_.socket().non_blocking(true, ignored);
   }
-  ~Session() {
+  ~Session() override {
+    if (idle_) server_.idle_remove(*idle_);
     if (in_chat_) server_.request_abandoned();  // the server stopped meanwhile
     server_.connection_closed();
+  }
+
+  void shed() override {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (!self->idle_) return;  // a request has started meanwhile
+      self->stop_idle();
+      beast::error_code ignored;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      self->stream_.close();
+    });
   }
 
   void start() {
@@ -123,16 +159,40 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // Two timeouts, like nginx's keepalive_timeout and client_header_timeout:
+  // waiting for a request's first byte may take idle_timeout; from there the
+  // header and body must arrive within header_timeout, however slowly they
+  // trickle in (a slowloris client sends a byte now and then forever).
   void read_header() {
     parser_.emplace();
     parser_->body_limit(server_.opts.max_body_bytes);
-    stream_.expires_after(kIdleTimeout);
+    if (buffer_.size() > 0) return read_request();  // a pipelined request is here already
+    idle_ = server_.idle_add(weak_from_this());
+    stream_.expires_after(server_.opts.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(4096),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->stop_idle();
+                              if (ec)
+                                return;  // closed, idle too long, or shed: the connection just ends
+                              self->buffer_.commit(n);
+                              self->read_request();
+                            });
+  }
+
+  void stop_idle() {
+    if (!idle_) return;
+    server_.idle_remove(*idle_);
+    idle_.reset();
+  }
+
+  void read_request() {
+    stream_.expires_after(server_.opts.header_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::on_header, shared_from_this()));
   }
 
   void on_header(beast::error_code ec, std::size_t) {
-    if (ec) return;  // closed, timed out or garbage: the connection just ends
+    if (ec) return;  // closed, too slow or garbage: the connection just ends
     // curl sends "Expect: 100-continue" before large bodies and waits for this.
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
       auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
@@ -405,6 +465,7 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   bool in_chat_ = false;  // a chat completion is counted in flight
   std::vector<std::pair<std::string, std::string>> rate_headers_;  // x-ratelimit-*
+  std::optional<detail::Core::IdleList::iterator> idle_;           // listed as idle
   std::uint64_t request_seq_ = 0;  // which request a hang-up watch belongs to
 };
 
@@ -467,8 +528,11 @@ void detail::Core::accept() {
   acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
     if (ec) {
-      // Out of file descriptors (or similar): try again shortly rather than spin.
-      accept_retry.expires_after(milliseconds(50));
+      // Out of file descriptors (or similar): close the oldest connection
+      // that is only waiting, so the client at the door gets its descriptor,
+      // and try again shortly rather than spin.
+      const bool shed = (ec == net::error::no_descriptors || ec.value() == ENFILE) && shed_idle();
+      accept_retry.expires_after(milliseconds(shed ? 1 : 50));
       accept_retry.async_wait([this](beast::error_code wec) {
         if (!wec) accept();
       });
@@ -498,6 +562,18 @@ double fault_draw(std::string_view prompt, int attempt, std::uint64_t seed) {
   return static_cast<double>(h >> 11) * 0x1.0p-53;
 }
 }  // namespace
+
+bool detail::Core::shed_idle() {
+  std::shared_ptr<IdleSession> victim;
+  {
+    // The session unlists itself (on its strand) once shed.
+    std::lock_guard lock(idle_mu);
+    if (!idle.empty()) victim = idle.front().lock();
+  }
+  if (!victim) return false;
+  victim->shed();
+  return true;
+}
 
 detail::Core::Decision detail::Core::decide(const detail::ChatRequest& req,
                                             const detail::Markers& markers) {

@@ -113,6 +113,8 @@ void CurlExchange::configure(CURL* easy) {
   check(curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &CurlExchange::on_header), "HEADERFUNCTION");
   check(curl_easy_setopt(easy, CURLOPT_HEADERDATA, this), "HEADERDATA");
   check(curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, error_), "ERRORBUFFER");
+  check(curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, &CurlExchange::on_send), "PREREQFUNCTION");
+  check(curl_easy_setopt(easy, CURLOPT_PREREQDATA, this), "PREREQDATA");
   // Threads and signals do not mix: timeouts must not use SIGALRM.
   check(curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L), "NOSIGNAL");
   check(curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
@@ -160,6 +162,26 @@ std::size_t CurlExchange::on_body(char* data, std::size_t size, std::size_t n, v
   return bytes;
 }
 
+// Called before every send of the request, the silent re-sends included.
+// A reused keep-alive connection that the server closed or reset before
+// answering makes libcurl send the request again on a fresh connection,
+// without backoff and unseen by any retry count. That is harmless for an
+// idempotent request, but a POST may already have been acted on (a charged
+// completion): it fails instead as a ConnectionError, which a caller's retry
+// policy (concur::llm's, say) may then retry with backoff, counting it.
+int CurlExchange::on_send(void* self, char*, char*, int, int) {
+  auto* ex = static_cast<CurlExchange*>(self);
+  ++ex->sends_;
+  const std::string& m = ex->request_.method;
+  const bool idempotent =
+      m == "GET" || m == "HEAD" || m == "PUT" || m == "DELETE" || m == "OPTIONS" || m == "TRACE";
+  if (ex->sends_ > 1 && !idempotent) {
+    ex->resend_refused_ = true;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  return CURL_PREREQFUNC_OK;
+}
+
 std::size_t CurlExchange::on_header(char* data, std::size_t size, std::size_t n, void* self) {
   auto* ex = static_cast<CurlExchange*>(self);
   const std::size_t bytes = size * n;
@@ -187,6 +209,7 @@ http::Response CurlExchange::finish(CURL* easy, CURLcode code) {
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   response_.status = status;
+  response_.sends = std::max(1, sends_);
   return std::move(response_);
 }
 
@@ -197,6 +220,11 @@ void CurlExchange::throw_error(CURLcode code) const {
   };
   const std::string& url = request_.url;
   const int c = static_cast<int>(code);
+  if (resend_refused_) {
+    throw http::ConnectionError(fmt::format("{} for {} {}: {}", http::messages::kConnection,
+                                            request_.method, url, http::messages::kNotResent),
+                                url, c);
+  }
   if (too_large_ || code == CURLE_FILESIZE_EXCEEDED) {
     throw http::BodyTooLarge(fmt::format("{} {} bytes for {} {}", http::messages::kTooLarge,
                                          request_.max_body_bytes, request_.method, url),

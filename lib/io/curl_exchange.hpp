@@ -31,6 +31,8 @@ class CurlExchange {
  private:
   static std::size_t on_body(char* data, std::size_t size, std::size_t n, void* self);
   static std::size_t on_header(char* data, std::size_t size, std::size_t n, void* self);
+  static int on_send(void* self, char* conn_primary_ip, char* conn_local_ip, int conn_primary_port,
+                     int conn_local_port);
   [[noreturn]] void throw_error(CURLcode code) const;
 
   http::Request request_;
@@ -39,6 +41,10 @@ class CurlExchange {
   bool too_large_ = false;
   long status_seen_ = 0;            // from the latest status line, for on_body_chunk
   std::exception_ptr chunk_error_;  // thrown by on_body_chunk
+  // Times the request was about to go out on a connection: libcurl silently
+  // sends it again on a fresh one when a reused connection dies unanswered.
+  int sends_ = 0;
+  bool resend_refused_ = false;  // a non-idempotent request was not re-sent
   char error_[CURL_ERROR_SIZE] = {};
 };
 

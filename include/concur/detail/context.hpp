@@ -71,7 +71,9 @@ class Context {
  public:
   /// A root context: no parent, no deadline.
   Context() = default;
-  /// A child of `parent` that must finish within `budget` (zero = no budget of its own).
+  /// A child of `parent` that must finish within `budget` (zero = no budget of
+  /// its own; a budget past the clock's range = none). A negative budget of
+  /// kind `deadline` has already passed: the node stops on its first check.
   // Inline, like the other per-child steps below: one gather child makes,
   // links and unlinks a context, and the calls were a tenth of its cost.
   Context(Context* parent, std::chrono::nanoseconds budget, StopReason budget_kind,
@@ -82,7 +84,7 @@ class Context {
       deadline_kind_ = parent_->deadline_kind_;
       budget_ = parent_->budget_;
     }
-    if (budget.count() > 0) apply_budget(budget, budget_kind);
+    if (budget.count() != 0) apply_budget(budget, budget_kind);
   }
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;

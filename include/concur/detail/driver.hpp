@@ -39,6 +39,16 @@ class Driver {
   /// Called on the waiter's own thread after it resumed; drops driver state.
   virtual void finish(Waiter& w) noexcept { (void)w; }
 
+  /// concur::yield_now: lets the other ready tasks of this thread run first.
+  /// Returns true if `h` (running in `ctx`) was queued behind them and must
+  /// stay suspended; false if the caller may go on now (a blocking driver has
+  /// nothing to interleave; a fiber driver has already yielded its fiber).
+  virtual bool yield(std::coroutine_handle<> h, Context* ctx) {
+    (void)h;
+    (void)ctx;
+    return false;
+  }
+
   /// The I/O engine (sockets and timers) this driver's tasks wait on, or null
   /// when a wait blocks the thread (sequential, thread_pool, worker
   /// processes). I/O waits such as concur::http pick how to wait from it.

@@ -39,6 +39,7 @@
 
 #include "concur/detail/driver.hpp"
 #include "executors/fibers/stack_pool.hpp"
+#include "executors/stall_watch.hpp"
 #include "io/engine.hpp"
 
 namespace concur::executors {
@@ -53,13 +54,8 @@ using detail::Waiter;
 using fibers::PooledStack;
 using fibers::StackPool;
 
-// CLOCK_MONOTONIC_COARSE costs a few ns; its ~4 ms resolution is plenty for
-// stall thresholds and for rate-limiting housekeeping.
-std::chrono::nanoseconds coarse_now() noexcept {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-}
+// coarse_now() (stall_watch.hpp): a few ns; its ~4 ms resolution is plenty
+// for stall thresholds and for rate-limiting housekeeping.
 
 // One fiber that runs a concur coroutine. Lives on that fiber's own stack.
 struct FiberState {
@@ -76,8 +72,15 @@ struct FiberState {
   bool suspended = false;
   bool wake_pending = false;
   std::chrono::nanoseconds leg_start{0};  // when it last got the thread
+  StallWatch* watch = nullptr;            // of the thread running this leg
   detail::CallName name;                  // of its task, for stall reports
   std::string_view eager_name;            // resolved up front when threads > 1
+
+  // The name the watchdog reads while a leg runs (same choice as end_leg).
+  static std::string_view leg_name(const void* self) {
+    const auto* st = static_cast<const FiberState*>(self);
+    return st->eager_name.empty() ? st->name() : st->eager_name;
+  }
 };
 
 // Per OS thread. A fiber can move to another thread at every wait, and GCC may
@@ -89,6 +92,9 @@ thread_local bf::scheduler* tl_scheduler = nullptr;
 [[gnu::noipa]] void set_current_fiber(FiberState* f) noexcept { tl_fiber = f; }
 [[gnu::noipa]] bf::scheduler* current_scheduler() noexcept { return tl_scheduler; }
 [[gnu::noipa]] void set_current_scheduler(bf::scheduler* s) noexcept { tl_scheduler = s; }
+thread_local StallWatch* tl_watch = nullptr;
+[[gnu::noipa]] StallWatch* current_watch() noexcept { return tl_watch; }
+[[gnu::noipa]] void set_current_watch(StallWatch* w) noexcept { tl_watch = w; }
 
 // Makes a suspended fiber ready; any thread, including non-fiber threads
 // (they must not touch Boost.Fiber's thread-locals, which would give them a
@@ -386,11 +392,19 @@ class Fibers final : public Executor, private detail::Driver {
         stacks_(config().stack_kb * 1024),
         pool_(threads_),
         lanes_(static_cast<std::size_t>(threads_)) {
+    watches_.reserve(static_cast<std::size_t>(threads_));
+    for (int i = 0; i < threads_; ++i) {
+      watches_.push_back(std::make_unique<StallWatch>(
+          stall_threshold_, [this](std::string_view task, std::chrono::nanoseconds held) {
+            report_stall(task, held, /*ongoing=*/true);
+          }));
+    }
     threads_list_.reserve(static_cast<std::size_t>(threads_));
     for (int i = 0; i < threads_; ++i) threads_list_.emplace_back([this, i] { thread_main(i); });
   }
 
   ~Fibers() override {
+    check_destroy_allowed();
     {
       std::lock_guard lock(lanes_mutex_);
       stopping_ = true;
@@ -425,6 +439,7 @@ class Fibers final : public Executor, private detail::Driver {
   void thread_main(int index) {
     bf::use_scheduling_algorithm<Algo>(pool_);
     set_current_scheduler(bf::context::active()->get_scheduler());
+    set_current_watch(watches_[static_cast<std::size_t>(index)].get());
     FiberState main;
     main.fiber = bf::context::active();
     for (;;) {
@@ -527,6 +542,17 @@ class Fibers final : public Executor, private detail::Driver {
 
   void unpark(Waiter& w) noexcept override { make_ready(*static_cast<FiberState*>(w.driver_data)); }
 
+  // concur::yield_now: the fiber goes to the back of the ready queue (the
+  // shared one with threads > 1), so every fiber ready now runs first.
+  bool yield(std::coroutine_handle<> h, detail::Context* ctx) override {
+    (void)h;
+    FiberState* st = current_fiber();
+    end_leg(*st);
+    boost::this_fiber::yield();
+    resumed(*st, ctx);
+    return false;  // the fiber has yielded; the coroutine just continues
+  }
+
   // Shared by all threads: I/O waits post their work to it (Engine::post),
   // and whichever thread holds engine_mutex runs it.
   io::Engine* io_engine() noexcept override { return &pool_.engine(); }
@@ -540,13 +566,18 @@ class Fibers final : public Executor, private detail::Driver {
   void resumed(FiberState& st, detail::Context* ctx) noexcept {
     detail::set_current(this, ctx);
     set_current_fiber(&st);
-    if (stall_threshold_.count() > 0) st.leg_start = coarse_now();
+    if (stall_threshold_.count() > 0) {
+      st.leg_start = coarse_now();
+      st.watch = current_watch();
+      st.watch->begin_leg(detail::CallName{&st, &FiberState::leg_name}, st.leg_start);
+    }
   }
 
   // A fiber gives up the thread: report it if it held it too long (a call
   // that blocks the OS thread stalls every fiber queued on that thread).
   void end_leg(FiberState& st) {
     if (stall_threshold_.count() == 0) return;
+    st.watch->end_leg();
     const auto held = coarse_now() - st.leg_start;
     if (held > stall_threshold_) report_stall(threads_ > 1 ? st.eager_name : st.name(), held);
   }
@@ -556,10 +587,11 @@ class Fibers final : public Executor, private detail::Driver {
   StackPool stacks_;
   Pool pool_;
   std::mutex lanes_mutex_;
-  std::vector<Lane> lanes_;                // guarded by lanes_mutex_
-  std::deque<Job*> jobs_;                  // guarded by lanes_mutex_
-  bool stopping_ = false;                  // guarded by lanes_mutex_
-  std::vector<std::thread> threads_list_;  // last: the threads use everything above
+  std::vector<Lane> lanes_;                           // guarded by lanes_mutex_
+  std::deque<Job*> jobs_;                             // guarded by lanes_mutex_
+  bool stopping_ = false;                             // guarded by lanes_mutex_
+  std::vector<std::unique_ptr<StallWatch>> watches_;  // one per thread
+  std::vector<std::thread> threads_list_;             // last: the threads use everything above
 };
 
 }  // namespace

@@ -42,6 +42,7 @@ class Processes final : public Executor, private LoopDriver {
       : Executor(std::move(c)),
         workers_(workers),
         pool_(engine().context(), pool_options(config(), workers, this)) {}
+  ~Processes() override { check_destroy_allowed(); }
   std::string_view name() const override { return "processes"; }
   // Processes times the calls each runs at once: as many calls run together.
   int lanes() const override {
