@@ -205,9 +205,10 @@ void Pool::on_stall_frame(const char* frame, std::size_t size) {
   constexpr std::size_t kName = kHeader + 8 + 8 + 1;
   if (size < kName + 2 || !options_.on_stall) return;
   const auto held = load<std::uint64_t>(frame + kHeader);
+  const bool ongoing = load<std::uint8_t>(frame + kHeader + 16) != 0;
   const auto n = std::min<std::size_t>(load<std::uint16_t>(frame + kName), size - kName - 2);
   options_.on_stall(std::string_view(frame + kName + 2, n),
-                    std::chrono::nanoseconds(static_cast<std::int64_t>(held)));
+                    std::chrono::nanoseconds(static_cast<std::int64_t>(held)), ongoing);
 }
 
 void Pool::on_reply(Worker& w, const char* frame, std::size_t size) {

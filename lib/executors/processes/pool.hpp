@@ -51,8 +51,9 @@ struct PoolOptions {
   std::string executable;       // empty: this program
   std::size_t max_tasks_per_child = 0;
   std::string settings;  // how workers run their calls (kSettingsVariable)
-  /// A worker's stall report: the call, how long it held its thread.
-  std::function<void(std::string_view task, std::chrono::nanoseconds held)> on_stall;
+  /// A worker's stall report: the call, how long it held its thread, and
+  /// whether it still holds it (a report while the stall lasts).
+  std::function<void(std::string_view task, std::chrono::nanoseconds held, bool ongoing)> on_stall;
 };
 
 class Pool {

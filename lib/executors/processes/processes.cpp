@@ -62,8 +62,8 @@ class Processes final : public Executor, private LoopDriver {
     o.max_tasks_per_child = c.max_tasks_per_child;
     o.settings = WorkerSettings::encode(c);
     // A worker's stall is this executor's: its handler and counter hear it.
-    o.on_stall = [self](std::string_view task, std::chrono::nanoseconds held) {
-      self->report_stall(task, held);
+    o.on_stall = [self](std::string_view task, std::chrono::nanoseconds held, bool ongoing) {
+      self->report_stall(task, held, ongoing);
     };
     return o;
   }

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "concur/call.hpp"
+#include "concur/cancel.hpp"
 #include "concur/detail/driver.hpp"
 #include "concur/detail/trace_hooks.hpp"
 #include "concur/errors.hpp"
@@ -85,28 +86,6 @@ class RunIn {
   Task<void>& task_;
   detail::Context* ctx_;
   detail::Context* outer_ = nullptr;
-};
-
-// Lets the other ready tasks run first (a trip through the driver's ready
-// queue): between two calls a slot gives the loop back, so a call that
-// never waits is charged its own stall and the other slots get their turn.
-class YieldToOthers {
- public:
-  bool await_ready() const noexcept { return false; }
-  bool await_suspend(std::coroutine_handle<> h) {
-    detail::Driver& d = detail::require_driver();
-    w_.handle = h;
-    w_.ctx = detail::current_context();
-    w_.driver = &d;
-    d.prepare(w_);
-    w_.state.store(detail::Waiter::parked, std::memory_order_release);
-    if (w_.try_wake(detail::Waiter::notified)) d.unpark(w_);
-    return d.park(w_);
-  }
-  void await_resume() noexcept { w_.driver->finish(w_); }
-
- private:
-  detail::Waiter w_;
 };
 
 // What a worker knows of one call for the parent's trace: its name, and its
@@ -284,7 +263,7 @@ Task<void> Server::slot_loop(Server* self, std::size_t slot) {
       &self->slots_[slot].name,
       [](const void* n) { return std::string_view(*static_cast<const std::string*>(n)); }});
   // The resume running now was timed under the old name: end it first.
-  co_await YieldToOthers();
+  co_await concur::yield_now();
   unsigned since_yield = 0;
   for (;;) {
     NextCall::Taken next = co_await NextCall(*self, slot);
@@ -295,7 +274,7 @@ Task<void> Server::slot_loop(Server* self, std::size_t slot) {
     // costs them nothing measurable (a longer call yielded in serve()).
     if (++since_yield >= kYieldEvery) {
       since_yield = 0;
-      co_await YieldToOthers();
+      co_await concur::yield_now();
     }
   }
 }
@@ -370,7 +349,7 @@ Task<void> Server::serve(std::string f, std::size_t slot) {
   // A call that ran a while gives the thread back before its reply goes
   // out: the stall detector then charges the stall to it alone, and its
   // report reaches the parent before the reply that may end the batch.
-  if (ns > kYieldAfterNs) co_await YieldToOthers();
+  if (ns > kYieldAfterNs) co_await concur::yield_now();
   bool more_waiting = false;
   {
     std::lock_guard lock(mutex_);
@@ -477,7 +456,7 @@ void Server::run() {
     const std::size_t at = begin_frame(frame, Kind::stall);
     append<std::uint64_t>(frame, static_cast<std::uint64_t>(r.duration.count()));
     append<std::uint64_t>(frame, this_thread_id());
-    append<std::uint8_t>(frame, 0);
+    append<std::uint8_t>(frame, r.ongoing ? 1 : 0);
     const std::size_t n = std::min<std::size_t>(r.task.size(), 0xFFFF);
     append<std::uint16_t>(frame, static_cast<std::uint16_t>(n));
     frame.append(r.task, 0, n);
