@@ -1,5 +1,9 @@
 #include "report.hpp"
 
+#include <unistd.h>
+
+#include <concur/progress.hpp>
+
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cstdio>
@@ -34,28 +38,47 @@ Table::Table(std::vector<std::string> headers) : headers_(std::move(headers)) {}
 
 void Table::add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
 
-void Table::print() const {
-  std::vector<std::size_t> width(headers_.size(), 0);
+std::string Table::render(int width) const {
+  std::vector<std::size_t> widths(headers_.size(), 0);
   auto widen = [&](const std::vector<std::string>& row) {
-    for (std::size_t i = 0; i < row.size() && i < width.size(); ++i)
-      width[i] = std::max(width[i], row[i].size());
+    for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i)
+      widths[i] = std::max(widths[i], row[i].size());
   };
   widen(headers_);
   for (const auto& r : rows_) widen(r);
-  auto line = [&](const std::vector<std::string>& row) {
-    std::string out;
-    for (std::size_t i = 0; i < width.size(); ++i) {
-      std::string cell = i < row.size() ? row[i] : "";
-      out += cell + std::string(width[i] - cell.size() + 2, ' ');
+  std::size_t total = 0;
+  for (auto w : widths) total += w + 2;
+  std::string out;
+  if (width > 0 && total - 2 >= static_cast<std::size_t>(width)) {
+    // Too wide for the terminal: one block of "header: value" lines per row.
+    std::size_t key = 0;
+    for (const auto& h : headers_) key = std::max(key, h.size());
+    for (std::size_t r = 0; r < rows_.size(); ++r) {
+      if (r > 0) out += '\n';
+      for (std::size_t i = 0; i < headers_.size(); ++i) {
+        const std::string cell = i < rows_[r].size() ? rows_[r][i] : "";
+        out += headers_[i] + ":" + std::string(key - headers_[i].size() + 1, ' ') + cell + '\n';
+      }
     }
-    while (!out.empty() && out.back() == ' ') out.pop_back();
-    std::printf("%s\n", out.c_str());
+    return out;
+  }
+  auto line = [&](const std::vector<std::string>& row) {
+    std::string text;
+    for (std::size_t i = 0; i < widths.size(); ++i) {
+      std::string cell = i < row.size() ? row[i] : "";
+      text += cell + std::string(widths[i] - cell.size() + 2, ' ');
+    }
+    while (!text.empty() && text.back() == ' ') text.pop_back();
+    out += text + '\n';
   };
   line(headers_);
-  std::size_t total = 0;
-  for (auto w : width) total += w + 2;
-  std::printf("%s\n", std::string(total - 2, '-').c_str());
+  out += std::string(total - 2, '-') + '\n';
   for (const auto& r : rows_) line(r);
+  return out;
+}
+
+void Table::print() const {
+  std::fputs(render(ProgressLine::terminal_width(STDOUT_FILENO)).c_str(), stdout);
 }
 
 }  // namespace concur::demo

@@ -33,12 +33,17 @@ void print_json_line(const boost::json::object& o);
 /// Prints `to_json(r)` as one line on stdout.
 void print_json_line(const RunRecord& r);
 
-/// A fixed-width text table.
+/// A fixed-width text table that fits the terminal: wider than `width`
+/// columns, each row is printed as "header: value" lines instead, so
+/// nothing wraps on a narrow terminal.
 class Table {
  public:
   explicit Table(std::vector<std::string> headers);
   void add(std::vector<std::string> row);
+  /// Prints render() for stdout's terminal width (no limit into a pipe).
   void print() const;
+  /// The table's text for a terminal `width` columns wide (0: no limit).
+  std::string render(int width) const;
 
  private:
   std::vector<std::string> headers_;
