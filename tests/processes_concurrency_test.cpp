@@ -21,17 +21,16 @@
 #include <utility>
 #include <vector>
 
+#include "support/processes_helpers.hpp"
+
 using namespace std::chrono_literals;
 using concur::Task;
 
 namespace {
 
-using Interval = std::pair<long long, long long>;  // steady-clock ns at start and end
-long long now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+using concur::testing::Interval;
+using concur::testing::most_at_once;
+using concur::testing::now_ns;
 
 Task<Interval> interval(std::chrono::milliseconds d) {
   const long long start = now_ns();
@@ -90,26 +89,9 @@ Task<std::vector<Interval>> nested_intervals(std::chrono::milliseconds d) {
 }
 CONCUR_REGISTER(nested_intervals);
 
-std::unique_ptr<concur::Executor> make(int workers,
-                                       std::vector<std::pair<std::string, std::string>> more = {}) {
-  concur::Config c;
-  c.set("executor", "processes", "test");
-  c.set("workers", std::to_string(workers), "test");
-  for (const auto& [k, v] : more) c.set(k, v, "test");
-  return concur::make_executor(c);
-}
-
-// The most intervals open at once.
-int most_at_once(const std::vector<Interval>& spans) {
-  std::vector<std::pair<long long, int>> events;
-  for (auto [s, e] : spans) {
-    events.push_back({s, +1});
-    events.push_back({e, -1});
-  }
-  std::sort(events.begin(), events.end());  // an end sorts before a start at the same time
-  int open = 0, most = 0;
-  for (auto [t, d] : events) most = std::max(most, open += d);
-  return most;
+std::unique_ptr<concur::Executor> make(
+    int workers, const std::vector<std::pair<std::string, std::string>>& more = {}) {
+  return concur::testing::make_processes(workers, more);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {

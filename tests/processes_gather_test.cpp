@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "support/executor_params.hpp"
+#include "support/processes_helpers.hpp"
 
 using namespace std::chrono_literals;
 using concur::Task;
@@ -46,12 +47,8 @@ CONCUR_REGISTER(nothing);
 int plain_square(int x) { return x * x; }
 CONCUR_REGISTER(plain_square);
 
-using Interval = std::pair<long long, long long>;  // steady-clock ns at start and end
-long long now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+using concur::testing::Interval;
+using concur::testing::now_ns;
 Task<Interval> interval(std::chrono::milliseconds d) {
   const long long start = now_ns();
   co_await concur::sleep_for(d);
@@ -216,16 +213,7 @@ TEST_P(RegisteredGatherSuite, SettledRangeDropsNothing) {
 TEST_P(RegisteredGatherSuite, LimitIsNeverExceeded) {
   std::vector<decltype(concur::call(interval, 1ms))> calls(24, concur::call(interval, 20ms));
   std::vector<Interval> spans = ex_->gather(calls, {.limit = 2});
-  // The most intervals open at once: +1 at each start, -1 at each end.
-  std::vector<std::pair<long long, int>> events;
-  for (auto [s, e] : spans) {
-    events.push_back({s, +1});
-    events.push_back({e, -1});
-  }
-  std::sort(events.begin(), events.end());  // an end sorts before a start at the same time
-  int open = 0;
-  int most = 0;
-  for (auto [t, d] : events) most = std::max(most, open += d);
+  const int most = concur::testing::most_at_once(spans);
   EXPECT_LE(most, 2);
   if (!one_lane()) {
     EXPECT_EQ(most, 2) << "limit should still allow 2 at once";

@@ -28,6 +28,8 @@
 #include <variant>
 #include <vector>
 
+#include "support/processes_helpers.hpp"
+
 using namespace std::chrono_literals;
 using concur::Task;
 
@@ -155,13 +157,9 @@ Task<geo::Point> shift(geo::Point p, int dx) {
 }
 CONCUR_REGISTER(shift);
 
-std::unique_ptr<concur::Executor> make(int workers,
-                                       std::vector<std::pair<std::string, std::string>> more = {}) {
-  concur::Config c;
-  c.set("executor", "processes", "test");
-  c.set("workers", std::to_string(workers), "test");
-  for (const auto& [k, v] : more) c.set(k, v, "test");
-  return concur::make_executor(c);
+std::unique_ptr<concur::Executor> make(
+    int workers, const std::vector<std::pair<std::string, std::string>>& more = {}) {
+  return concur::testing::make_processes(workers, more);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
