@@ -30,9 +30,6 @@ namespace {
 
 // How often the reader looks for overdue calls while calls run or wait.
 constexpr int kWatchTickMs = 200;
-// How long deferred replies may wait for company before the reader sends them.
-constexpr int kDeferTickMs = 1;
-constexpr std::size_t kDeferBytes = 64 * 1024;
 // A slot yields after a call this long, or after this many calls in a row.
 constexpr long long kYieldAfterNs = 100'000;
 constexpr unsigned kYieldEvery = 64;
@@ -350,12 +347,10 @@ Task<void> Server::serve(std::string f, std::size_t slot) {
   // out: the stall detector then charges the stall to it alone, and its
   // report reaches the parent before the reply that may end the batch.
   if (ns > kYieldAfterNs) co_await concur::yield_now();
-  bool more_waiting = false;
   {
+    // ctx ends with this frame; the slot stays taken until the reply is out.
     std::lock_guard lock(mutex_);
-    slots_[slot].ctx =
-        nullptr;  // ctx ends with this frame; the slot stays taken until the reply is out
-    more_waiting = !queue_.empty();
+    slots_[slot].ctx = nullptr;
   }
   store<std::uint32_t>(reply, 0, static_cast<std::uint32_t>(reply.size() - 4));
   store<std::uint8_t>(reply, 4, static_cast<std::uint8_t>(Kind::reply));
@@ -376,9 +371,7 @@ Task<void> Server::serve(std::string f, std::size_t slot) {
   }
   // What the call printed reaches the terminal now, not when the worker ends.
   std::fflush(stdout);
-  // While more calls wait, replies gather into one write (the reader thread
-  // sends them within a millisecond should the next call run long).
-  send_reply(reply, more_waiting);
+  write_frame(reply);
   // Only now is the call off the started list: a worker dying in between
   // must not make the parent send a finished call again.
   table_.clear(slot);
@@ -402,32 +395,7 @@ Server::Server(int in_fd, int out_fd, WorkerSettings settings)
 
 void Server::write_frame(const std::string& frame) {
   std::lock_guard lock(write_mutex_);
-  if (!deferred_.empty()) {
-    write_all(out_fd_, deferred_.data(), deferred_.size());
-    deferred_.clear();
-    has_deferred_.store(false, std::memory_order_relaxed);
-  }
   write_all(out_fd_, frame.data(), frame.size());
-}
-
-void Server::send_reply(const std::string& frame, bool defer) {
-  std::lock_guard lock(write_mutex_);
-  deferred_.append(frame);
-  if (defer && deferred_.size() < kDeferBytes) {
-    has_deferred_.store(true, std::memory_order_relaxed);
-    return;
-  }
-  write_all(out_fd_, deferred_.data(), deferred_.size());
-  deferred_.clear();
-  has_deferred_.store(false, std::memory_order_relaxed);
-}
-
-void Server::flush_deferred() {
-  if (!has_deferred_.load(std::memory_order_relaxed)) return;
-  std::lock_guard lock(write_mutex_);
-  if (!deferred_.empty()) write_all(out_fd_, deferred_.data(), deferred_.size());
-  deferred_.clear();
-  has_deferred_.store(false, std::memory_order_relaxed);
 }
 
 void Server::reply_without_running(std::uint64_t id, std::uint8_t status) {
@@ -498,12 +466,8 @@ void Server::read_loop() {
       check_overdue_locked(now);
       timeout_ms = poll_timeout_ms_locked(now);
     }
-    if (has_deferred_.load(std::memory_order_relaxed)) {
-      timeout_ms = timeout_ms < 0 ? kDeferTickMs : std::min(timeout_ms, kDeferTickMs);
-    }
     pollfd pfd{in_fd_, POLLIN, 0};
     const int ready = ::poll(&pfd, 1, timeout_ms);
-    flush_deferred();
     if (ready < 0 && errno != EINTR) break;
     if (ready <= 0) continue;
 

@@ -80,9 +80,6 @@ class Server {
   int poll_timeout_ms_locked(detail::TimePoint now) const;
   [[noreturn]] void on_eof();
   void write_frame(const std::string& frame);
-  /// Sends a reply, or with `defer` keeps it to go out with the next ones.
-  void send_reply(const std::string& frame, bool defer);
-  void flush_deferred();
   void reply_without_running(std::uint64_t id, std::uint8_t status);
 
   const int in_fd_;   // requests
@@ -90,8 +87,6 @@ class Server {
   WorkerSettings settings_;
   RunningTable table_;
   std::mutex write_mutex_;  // one frame at a time on the reply pipe
-  std::string deferred_;    // replies not sent yet (guarded by write_mutex_)
-  std::atomic<bool> has_deferred_{false};
 
   std::mutex mutex_;  // guards everything below
   std::deque<std::string> queue_;
