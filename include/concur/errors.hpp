@@ -31,6 +31,12 @@ inline constexpr std::string_view kUnknownKey = "unknown configuration key";
 inline constexpr std::string_view kBadValue = "invalid value";
 /// Error: the fibers executor could not map a stack for a new fiber.
 inline constexpr std::string_view kStackAllocation = "cannot allocate a fiber stack";
+/// UsageError: concur::Lock::unlock() on a lock nobody holds.
+inline constexpr std::string_view kUnlockUnlocked = "unlock of a concur::Lock that is not locked";
+/// QueueClosed: push() on a concur::Queue after close().
+inline constexpr std::string_view kQueueClosed = "push to a closed concur::Queue";
+/// UsageError: a concur::Queue made with capacity 0.
+inline constexpr std::string_view kQueueCapacity = "concur::Queue capacity must be at least 1";
 }  // namespace messages
 
 /// Base of every exception concur raises itself. Like every exception type
@@ -73,6 +79,12 @@ class ConfigError : public Error {
 class UsageError : public Error {
  public:
   using Error::Error;
+};
+
+/// A push onto a concur::Queue that has been closed.
+class QueueClosed : public Error {
+ public:
+  QueueClosed() : Error(std::string(messages::kQueueClosed)) {}
 };
 
 }  // namespace concur
