@@ -16,3 +16,4 @@
 #include "concur/sleep.hpp"
 #include "concur/sync.hpp"
 #include "concur/task.hpp"
+#include "concur/task_group.hpp"
