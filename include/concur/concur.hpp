@@ -11,6 +11,7 @@
 #include "concur/options.hpp"
 #include "concur/processes.hpp"
 #include "concur/queue.hpp"
+#include "concur/race.hpp"
 #include "concur/registry.hpp"
 #include "concur/result.hpp"
 #include "concur/sleep.hpp"
