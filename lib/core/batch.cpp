@@ -20,6 +20,8 @@ Batch::Batch(std::size_t total, const GatherOptions& options, GatherMode mode)
       counts_progress_(static_cast<bool>(options.on_progress)),
       limit_(options.limit == 0 ? std::numeric_limits<std::size_t>::max() : options.limit) {
   progress_.total = total;
+  // Already requested: runs at once, and the batch starts nothing.
+  if (options.stop.stop_possible()) stop_from_outside_.emplace(options.stop, StopFromOutside{this});
 }
 
 void Batch::report_progress_locked() noexcept {

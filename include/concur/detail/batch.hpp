@@ -14,6 +14,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string_view>
 
 #include "concur/detail/context.hpp"
@@ -111,6 +112,13 @@ class Batch : public Context {
   ChildLink* fresh_end_ = nullptr;
   std::size_t links_made_ = 0;  // records in all chunks
   ChildLink* free_links_ = nullptr;
+  // Cancels this batch when options.stop is requested (from any thread).
+  // Last, so it is unregistered before anything it could touch goes.
+  struct StopFromOutside {
+    Batch* batch;
+    void operator()() const noexcept { batch->cancel(StopReason::cancelled); }
+  };
+  std::optional<std::stop_callback<StopFromOutside>> stop_from_outside_;
 };
 
 /// Makes the children of one batch (typed, in gather.hpp).
