@@ -1,4 +1,4 @@
-// Semaphore, Lock, Event and Queue (concur/sync.hpp, concur/queue.hpp) on
+// Semaphore, Lock, Event, Latch and Queue (concur/sync.hpp, concur/queue.hpp) on
 // every in-process executor: exclusion, FIFO hand-off, wake-ups, timeouts,
 // cancellation while waiting, and a producer/consumer pipeline.
 //
@@ -102,6 +102,15 @@ Task<void> wait_event_noting_cancel(concur::Event* ev, std::atomic<bool>* saw_ca
 
 Task<void> acquire_only(concur::Semaphore* sem) { co_await sem->acquire(); }
 Task<void> lock_only(concur::Lock* l) { co_await l->lock(); }
+
+Task<void> count_down_after(concur::Latch* l, std::chrono::milliseconds d) {
+  co_await concur::sleep_for(d);
+  l->count_down();
+}
+Task<bool> wait_latch(concur::Latch* l, std::atomic<int>* before) {
+  co_await l->wait();
+  co_return before->load() == 0;
+}
 
 // The pipeline: producer p pushes (p, 0..n-1); consumers record what they get.
 using Item = std::pair<int, int>;
@@ -334,6 +343,44 @@ TEST_P(SyncSuite, AnAlreadyCancelledTaskThrowsWithoutTaking) {
   auto rs = ex_->gather_settled(calls, {.timeout = 10ms});
   ASSERT_FALSE(rs[0].ok());
   EXPECT_EQ(sem.available(), 1u);
+}
+
+TEST_P(SyncSuite, LatchLetsWaitersThroughOnlyOnceEveryoneCountedDown) {
+  SKIP_ON_SEQUENTIAL();
+  concur::Latch done(3);
+  std::atomic<int> pending{3};
+  auto count = [&](std::chrono::milliseconds d) {
+    return concur::call([&, d]() -> Task<void> {
+      co_await concur::sleep_for(d);
+      --pending;
+      done.count_down();
+    });
+  };
+  auto waiter = concur::call(wait_latch, &done, &pending);
+  auto [w1, w2, a, b, c] = ex_->gather(waiter, waiter, count(5ms), count(15ms), count(25ms));
+  EXPECT_TRUE(w1);
+  EXPECT_TRUE(w2);
+  EXPECT_TRUE(done.try_wait());
+  EXPECT_EQ(done.waiters(), 0u);
+}
+
+TEST_P(SyncSuite, LatchCountedDownByEarlierTasksDoesNotWait) {
+  concur::Latch done(2);
+  std::atomic<int> pending{0};
+  auto [a, b, through] = ex_->gather(concur::call(count_down_after, &done, 1ms),
+                                     concur::call(count_down_after, &done, 2ms),
+                                     concur::call(wait_latch, &done, &pending));
+  EXPECT_TRUE(through);
+  EXPECT_FALSE(ex_->run([&]() -> Task<bool> {
+    concur::Latch never(1);
+    co_return co_await never.wait_for(20ms);
+  }()));
+}
+
+TEST_P(SyncSuite, CountingALatchBelowZeroIsAUsageError) {
+  concur::Latch l(1);
+  EXPECT_THROW(l.count_down(2), concur::UsageError);
+  EXPECT_TRUE(l.try_wait());
 }
 
 TEST_P(SyncSuite, QueuePipelineDeliversEveryItemOnceInEachProducersOrder) {

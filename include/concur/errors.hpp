@@ -33,6 +33,8 @@ inline constexpr std::string_view kBadValue = "invalid value";
 inline constexpr std::string_view kStackAllocation = "cannot allocate a fiber stack";
 /// UsageError: concur::Lock::unlock() on a lock nobody holds.
 inline constexpr std::string_view kUnlockUnlocked = "unlock of a concur::Lock that is not locked";
+/// UsageError: concur::Latch::count_down() past zero.
+inline constexpr std::string_view kLatchBelowZero = "concur::Latch counted down below zero";
 /// QueueClosed: push() on a concur::Queue after close().
 inline constexpr std::string_view kQueueClosed = "push to a closed concur::Queue";
 /// UsageError: a concur::Queue made with capacity 0.

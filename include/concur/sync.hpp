@@ -1,5 +1,6 @@
-// Synchronisation between tasks: Semaphore, Lock and Event (asyncio.Semaphore,
-// asyncio.Lock, asyncio.Event; folly::coro's Mutex and Baton).
+// Synchronisation between tasks: Semaphore, Lock, Event and Latch
+// (asyncio.Semaphore, asyncio.Lock, asyncio.Event; folly::coro's Mutex and
+// Baton; std::latch).
 //
 //   concur::Semaphore slots(4);          // at most 4 tasks in the section
 //   co_await slots.acquire();  ...  slots.release();
@@ -10,6 +11,9 @@
 //   concur::Event ready;
 //   co_await ready.wait();               // in one task
 //   ready.set();                         // in another, or any thread
+//
+//   concur::Latch done(3);               // three tasks count down ...
+//   done.count_down();  ...  co_await done.wait();   // ... one waits for all
 //
 // Every wait here is a library wait through the running executor's driver:
 // it suspends the coroutine on event_loop, blocks the fiber on fibers and
@@ -197,6 +201,41 @@ class Event {
   mutable detail::NodeLock lock_;
   detail::WaitList waiters_;
   bool set_ = false;
+};
+
+/// A single-use countdown (std::latch, cppcoro::async_latch): wait() returns
+/// once count_down() has been called `count` times in all; it never resets.
+class Latch {
+ public:
+  explicit Latch(std::size_t count) noexcept : count_(count) {}
+  Latch(const Latch&) = delete;
+  Latch& operator=(const Latch&) = delete;
+
+  /// Counts down by `n`; reaching zero wakes every waiter. Counting down
+  /// past zero throws UsageError (the count is left at zero).
+  void count_down(std::size_t n = 1);
+  /// co_await: returns once the count is zero; a cancellation point.
+  detail::SyncWaitVoid wait() noexcept {
+    return detail::SyncWaitVoid(lock_, waiters_, this, &test);
+  }
+  /// co_await: like wait(), but gives up after `d`: true if the count reached zero.
+  template <class Rep, class Period>
+  detail::SyncAwait wait_for(std::chrono::duration<Rep, Period> d) noexcept {
+    return detail::SyncAwait(
+        lock_, waiters_, this, &test,
+        detail::after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(d)));
+  }
+  /// Whether the count is zero (never waits).
+  bool try_wait() const noexcept;
+  /// Tasks waiting now (a snapshot).
+  std::size_t waiters() const noexcept;
+
+ private:
+  static bool test(void* self, detail::SyncNode& n) noexcept;
+
+  mutable detail::NodeLock lock_;
+  detail::WaitList waiters_;
+  std::size_t count_;
 };
 
 }  // namespace concur

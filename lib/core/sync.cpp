@@ -103,6 +103,27 @@ bool Event::is_set() const noexcept {
   return set_;
 }
 
+// Latch
+
+bool Latch::test(void* self, detail::SyncNode&) noexcept {
+  return static_cast<Latch*>(self)->count_ == 0;
+}
+
+void Latch::count_down(std::size_t n) {
+  std::lock_guard lock(lock_);
+  const bool too_far = n > count_;
+  count_ = too_far ? 0 : count_ - n;
+  if (count_ == 0) {
+    while (detail::SyncNode* w = waiters_.claim_first()) detail::WaitList::resume(*w);
+  }
+  if (too_far) throw UsageError(std::string(messages::kLatchBelowZero));
+}
+
+bool Latch::try_wait() const noexcept {
+  std::lock_guard lock(lock_);
+  return count_ == 0;
+}
+
 namespace {
 std::size_t waiting(detail::NodeLock& l, const detail::WaitList& w) noexcept {
   std::lock_guard lock(l);
@@ -113,5 +134,6 @@ std::size_t waiting(detail::NodeLock& l, const detail::WaitList& w) noexcept {
 std::size_t Semaphore::waiters() const noexcept { return waiting(lock_, waiters_); }
 std::size_t Lock::waiters() const noexcept { return waiting(lock_, waiters_); }
 std::size_t Event::waiters() const noexcept { return waiting(lock_, waiters_); }
+std::size_t Latch::waiters() const noexcept { return waiting(lock_, waiters_); }
 
 }  // namespace concur
