@@ -4,6 +4,8 @@
 #include <atomic>
 #include <chrono>
 #include <concur/concur.hpp>
+#include <concur/fake_llm.hpp>
+#include <concur/llm.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -53,6 +55,22 @@ struct Attempt {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+namespace llm = concur::llm;
+namespace fl = concur::fake_llm;
+
+Task<std::string> ask(const llm::Client* client, std::string prompt) {
+  llm::ChatRequest r;
+  r.messages = {{"user", std::move(prompt)}};
+  co_return (co_await client->chat(std::move(r))).content;
+}
+
+llm::Client client_of(const fl::Server& server) {
+  llm::ClientOptions o;
+  o.base_url = server.base_url();
+  o.model = "test-model";
+  return llm::Client(o);
 }
 
 class RaceSuite : public ::testing::TestWithParam<concur::testing::ExecutorParam> {
@@ -129,6 +147,23 @@ TEST_P(RaceSuite, WaitForTimesOutAndTheCallHasStopped) {
 TEST_P(RaceSuite, WaitForPassesTheCallsOwnFailureThrough) {
   EXPECT_THROW(ex_->run(concur::wait_for(concur::call(fail_after, 1ms, std::string("x")), 10s)),
                QuotaExceeded);
+}
+
+TEST_P(RaceSuite, AHedgedRequestTakesTheFasterReplicasReply) {
+  fl::Server slow({.latency = fl::Latency::fixed(1500ms)});
+  fl::Server fast({.latency = fl::Latency::fixed(10ms)});
+  llm::Client to_slow = client_of(slow);
+  llm::Client to_fast = client_of(fast);
+  const std::string prompt = "hedge me";
+  std::vector<decltype(concur::call(ask, &to_slow, prompt))> replicas{
+      concur::call(ask, &to_slow, prompt), concur::call(ask, &to_fast, prompt)};
+  if (is_sequential()) std::swap(replicas[0], replicas[1]);  // its first call ends first
+  auto first = ex_->run(concur::first_completed(replicas));
+  EXPECT_EQ(first.result.value(), fl::reply_for(prompt));
+  EXPECT_EQ(first.index, is_sequential() ? 0u : 1u) << "the fast replica should win";
+  EXPECT_EQ(fast.stats().by_status.at(200), 1u);
+  // The loser was cancelled, not waited for: the slow replica never got to reply.
+  EXPECT_EQ(slow.stats().by_status.count(200), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(
