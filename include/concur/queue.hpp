@@ -54,12 +54,11 @@ class Queue {
   class PushAwait : public detail::SyncAwait {
    public:
     PushAwait(Queue& q, T item) noexcept
-        : SyncAwait(q.lock_, q.pushers_, &q, &Queue::push_now), item_(std::move(item)) {
-      node().slot = &item_;
-    }
+        : SyncAwait(q.lock_, q.pushers_, &q, &Queue::push_now, detail::kNever, &item_),
+          item_(std::move(item)) {}
     void await_resume() {
       (void)SyncAwait::await_resume();
-      if (node().closed) throw QueueClosed();
+      if (closed()) throw QueueClosed();
     }
 
    private:
@@ -68,9 +67,8 @@ class Queue {
 
   class PopAwait : public detail::SyncAwait {
    public:
-    explicit PopAwait(Queue& q) noexcept : SyncAwait(q.lock_, q.poppers_, &q, &Queue::pop_now) {
-      node().slot = &out_;
-    }
+    explicit PopAwait(Queue& q) noexcept
+        : SyncAwait(q.lock_, q.poppers_, &q, &Queue::pop_now, detail::kNever, &out_) {}
     std::optional<T> await_resume() {
       (void)SyncAwait::await_resume();
       return std::move(out_);
@@ -93,17 +91,13 @@ class Queue {
   bool try_push(T& item) noexcept {
     std::lock_guard lock(lock_);
     if (closed_) return false;
-    detail::SyncNode n;
-    n.slot = &item;
-    return push_now(this, n);
+    return push_locked(item, nullptr);
   }
   /// Takes the oldest item without waiting, or nullopt if there is none.
   std::optional<T> try_pop() noexcept {
     std::lock_guard lock(lock_);
     std::optional<T> out;
-    detail::SyncNode n;
-    n.slot = &out;
-    if (!items_.empty()) pop_now(this, n);
+    if (!items_.empty()) pop_locked(out);
     return out;
   }
 
@@ -114,7 +108,7 @@ class Queue {
     std::lock_guard lock(lock_);
     closed_ = true;
     while (detail::SyncNode* p = pushers_.claim_first()) {
-      p->closed = true;
+      p->op->set_closed();
       detail::WaitList::resume(*p);
     }
     while (detail::SyncNode* c = poppers_.claim_first()) detail::WaitList::resume(*c);
@@ -134,33 +128,41 @@ class Queue {
  private:
   // Invariants (under lock_): consumers are parked only while items_ is
   // empty, producers only while it is full.
-  static bool push_now(void* self, detail::SyncNode& n) noexcept {
-    auto* q = static_cast<Queue*>(self);
-    T& item = *static_cast<T*>(n.slot);
-    if (q->closed_) {
-      n.closed = true;
+  static bool push_now(void* self, detail::SyncAwait& op) noexcept {
+    return static_cast<Queue*>(self)->push_locked(*static_cast<T*>(op.slot()), &op);
+  }
+  static bool pop_now(void* self, detail::SyncAwait& op) noexcept {
+    return static_cast<Queue*>(self)->pop_locked(*static_cast<std::optional<T>*>(op.slot()));
+  }
+
+  // Moves `item` in if it can (true: done, or the queue is closed, which
+  // `op` hears of); lock_ is held.
+  bool push_locked(T& item, detail::SyncAwait* op) noexcept {
+    if (closed_) {
+      if (op != nullptr) op->set_closed();
       return true;
     }
-    if (detail::SyncNode* c = q->poppers_.claim_first()) {
-      static_cast<std::optional<T>*>(c->slot)->emplace(std::move(item));
+    if (detail::SyncNode* c = poppers_.claim_first()) {
+      static_cast<std::optional<T>*>(c->op->slot())->emplace(std::move(item));
       detail::WaitList::resume(*c);
       return true;
     }
-    if (q->items_.size() < q->capacity_ && !q->pushers_.any_parked()) {
-      q->items_.push_back(std::move(item));
+    if (items_.size() < capacity_ && !pushers_.any_parked()) {
+      items_.push_back(std::move(item));
       return true;
     }
     return false;
   }
 
-  static bool pop_now(void* self, detail::SyncNode& n) noexcept {
-    auto* q = static_cast<Queue*>(self);
-    if (q->items_.empty()) return q->closed_;  // closed: done, with nothing
-    static_cast<std::optional<T>*>(n.slot)->emplace(std::move(q->items_.front()));
-    q->items_.pop_front();
+  // Takes the oldest item into `out` if there is one (true), or gives true
+  // with `out` empty once closed and drained; lock_ is held.
+  bool pop_locked(std::optional<T>& out) noexcept {
+    if (items_.empty()) return closed_;
+    out.emplace(std::move(items_.front()));
+    items_.pop_front();
     // A slot just freed: the oldest waiting producer's item takes it.
-    if (detail::SyncNode* p = q->pushers_.claim_first()) {
-      q->items_.push_back(std::move(*static_cast<T*>(p->slot)));
+    if (detail::SyncNode* p = pushers_.claim_first()) {
+      items_.push_back(std::move(*static_cast<T*>(p->op->slot())));
       detail::WaitList::resume(*p);
     }
     return true;

@@ -90,7 +90,8 @@ class Semaphore {
   std::size_t waiters() const noexcept;
 
  private:
-  static bool take(void* self, detail::SyncNode& n) noexcept;
+  static bool take(void* self, detail::SyncAwait& op) noexcept;
+  bool take_locked() noexcept;
 
   mutable detail::NodeLock lock_;
   detail::WaitList waiters_;
@@ -159,7 +160,8 @@ class Lock {
   std::size_t waiters() const noexcept;
 
  private:
-  static bool take(void* self, detail::SyncNode& n) noexcept;
+  static bool take(void* self, detail::SyncAwait& op) noexcept;
+  bool take_locked() noexcept;
 
   mutable detail::NodeLock lock_;
   detail::WaitList waiters_;
@@ -196,7 +198,7 @@ class Event {
   std::size_t waiters() const noexcept;
 
  private:
-  static bool test(void* self, detail::SyncNode& n) noexcept;
+  static bool test(void* self, detail::SyncAwait& op) noexcept;
 
   mutable detail::NodeLock lock_;
   detail::WaitList waiters_;
@@ -231,7 +233,7 @@ class Latch {
   std::size_t waiters() const noexcept;
 
  private:
-  static bool test(void* self, detail::SyncNode& n) noexcept;
+  static bool test(void* self, detail::SyncAwait& op) noexcept;
 
   mutable detail::NodeLock lock_;
   detail::WaitList waiters_;

@@ -10,17 +10,19 @@ namespace concur {
 // Semaphore: a unit released while someone waits goes straight to the oldest
 // waiter, so `count_ > 0` only while nobody is parked.
 
-bool Semaphore::take(void* self, detail::SyncNode&) noexcept {
-  auto* s = static_cast<Semaphore*>(self);
-  if (s->count_ == 0 || s->waiters_.any_parked()) return false;
-  --s->count_;
+bool Semaphore::take(void* self, detail::SyncAwait&) noexcept {
+  return static_cast<Semaphore*>(self)->take_locked();
+}
+
+bool Semaphore::take_locked() noexcept {
+  if (count_ == 0 || waiters_.any_parked()) return false;
+  --count_;
   return true;
 }
 
 bool Semaphore::try_acquire() noexcept {
   std::lock_guard lock(lock_);
-  detail::SyncNode unused;
-  return take(this, unused);
+  return take_locked();
 }
 
 void Semaphore::release(std::size_t n) noexcept {
@@ -55,17 +57,19 @@ void LockGuard::unlock() noexcept {
   if (Lock* l = std::exchange(lock_, nullptr)) l->unlock();
 }
 
-bool Lock::take(void* self, detail::SyncNode&) noexcept {
-  auto* l = static_cast<Lock*>(self);
-  if (l->locked_ || l->waiters_.any_parked()) return false;
-  l->locked_ = true;
+bool Lock::take(void* self, detail::SyncAwait&) noexcept {
+  return static_cast<Lock*>(self)->take_locked();
+}
+
+bool Lock::take_locked() noexcept {
+  if (locked_ || waiters_.any_parked()) return false;
+  locked_ = true;
   return true;
 }
 
 bool Lock::try_lock() noexcept {
   std::lock_guard lock(lock_);
-  detail::SyncNode unused;
-  return take(this, unused);
+  return take_locked();
 }
 
 void Lock::unlock() {
@@ -85,7 +89,9 @@ bool Lock::locked() const noexcept {
 
 // Event
 
-bool Event::test(void* self, detail::SyncNode&) noexcept { return static_cast<Event*>(self)->set_; }
+bool Event::test(void* self, detail::SyncAwait&) noexcept {
+  return static_cast<Event*>(self)->set_;
+}
 
 void Event::set() noexcept {
   std::lock_guard lock(lock_);
@@ -105,7 +111,7 @@ bool Event::is_set() const noexcept {
 
 // Latch
 
-bool Latch::test(void* self, detail::SyncNode&) noexcept {
+bool Latch::test(void* self, detail::SyncAwait&) noexcept {
   return static_cast<Latch*>(self)->count_ == 0;
 }
 

@@ -65,13 +65,16 @@ bool SyncAwait::await_ready() {
   if (ctx_ == nullptr) throw UsageError(std::string(messages::kNoExecutor));
   if (ctx_->stop_requested()) return true;  // await_resume throws
   std::lock_guard lock(lock_);
-  done_ = try_now_(self_, node_);
+  done_ = try_now_(self_, *this);
   return done_;
 }
 
 bool SyncAwait::await_suspend(std::coroutine_handle<> h) {
   Driver& d = require_driver();
-  Waiter& w = node_.waiter;
+  SyncNode& n = *::new (static_cast<void*>(node_)) SyncNode;
+  n.op = this;
+  parked_ = true;  // from here the destructor ends the node's life
+  Waiter& w = n.waiter;
   w.handle = h;
   w.ctx = ctx_;
   w.driver = &d;
@@ -82,25 +85,23 @@ bool SyncAwait::await_suspend(std::coroutine_handle<> h) {
     // Checked again now that a wake-up could find us: a release between
     // await_ready and here must not be missed.
     std::lock_guard lock(lock_);
-    if (try_now_(self_, node_)) {
+    if (try_now_(self_, *this)) {
       w.state.store(Waiter::idle, std::memory_order_release);
       done_ = true;
       return false;
     }
-    list_.push_back(node_);
+    list_.push_back(n);
   }
-  parked_ = true;
   if (!ctx_->attach(w)) wake(w, Waiter::cancelled);
   if (trace::detail::enabled()) trace::detail::wait_begin(w.ctx);
   return d.park(w);
 }
 
 bool SyncAwait::await_resume() {
-  if (!parked_) {
-    if (done_) return true;
-    std::rethrow_exception(ctx_->stop_exception());  // stopped before trying
-  }
-  Waiter& w = node_.waiter;
+  if (done_) return true;  // completed without waiting (maybe after making the node)
+  if (!parked_) std::rethrow_exception(ctx_->stop_exception());  // stopped before trying
+  SyncNode& n = node();
+  Waiter& w = n.waiter;
   if (trace::detail::enabled()) trace::detail::wait_end(w.ctx);
   ctx_->detach(w);
   w.driver->finish(w);
@@ -108,7 +109,7 @@ bool SyncAwait::await_resume() {
   {
     // Also orders us after the waker: it may still be inside resume().
     std::lock_guard lock(lock_);
-    if (node_.queued) list_.remove(node_);
+    if (n.queued) list_.remove(n);
     completed = w.state.load(std::memory_order_acquire) == Waiter::notified;
   }
   if (completed) return true;

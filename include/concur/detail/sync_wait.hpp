@@ -14,23 +14,25 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <new>
 
 #include "concur/detail/context.hpp"
 #include "concur/detail/node_lock.hpp"
 
 namespace concur::detail {
 
-/// One task waiting on a primitive. Lives in the awaiting coroutine's frame.
+class SyncAwait;
+
+/// One task waiting on a primitive, made only when it parks (an operation
+/// that completes at once never builds one: the stores would have to drain
+/// before the lock's atomic, doubling the uncontended cost). Lives in the
+/// awaiting coroutine's frame.
 struct SyncNode {
   Waiter waiter;
   SyncNode* prev = nullptr;
   SyncNode* next = nullptr;
   bool queued = false;
-  // Set by whoever completed the wait, before waking it (Queue: the queue
-  // was closed rather than the item moved).
-  bool closed = false;
-  // What the operation moves (Queue: the item pushed, or where a popped one goes).
-  void* slot = nullptr;
+  SyncAwait* op = nullptr;  // the operation waiting: its slot, its closed flag
 };
 
 /// An intrusive FIFO of parked waits. Every member needs the owner's lock.
@@ -58,18 +60,21 @@ class WaitList {
   std::size_t size_ = 0;
 };
 
-/// The awaiter every primitive's wait is made of. `try_now(self, node)` runs
+/// The awaiter every primitive's wait is made of. `try_now(self, op)` runs
 /// under `lock` and completes the operation at once if it can (returning
 /// true); otherwise the wait joins `list` until someone claims it.
 class SyncAwait {
  public:
-  using TryNow = bool (*)(void* self, SyncNode& node);
+  using TryNow = bool (*)(void* self, SyncAwait& op);
 
-  SyncAwait(NodeLock& lock, WaitList& list, void* self, TryNow try_now,
-            TimePoint until = kNever) noexcept
-      : lock_(lock), list_(list), self_(self), try_now_(try_now), until_(until) {}
+  SyncAwait(NodeLock& lock, WaitList& list, void* self, TryNow try_now, TimePoint until = kNever,
+            void* slot = nullptr) noexcept
+      : lock_(lock), list_(list), self_(self), try_now_(try_now), until_(until), slot_(slot) {}
   SyncAwait(const SyncAwait&) = delete;
   SyncAwait& operator=(const SyncAwait&) = delete;
+  ~SyncAwait() {
+    if (parked_) node().~SyncNode();
+  }
 
   /// Throws UsageError outside any executor. A task already stopped does not
   /// try (await_resume throws); otherwise tries to complete without parking.
@@ -81,19 +86,27 @@ class SyncAwait {
   /// stays done even if a cancel came at the same moment.
   bool await_resume();
 
-  SyncNode& node() noexcept { return node_; }
   void* self() const noexcept { return self_; }
+  /// What the operation moves (Queue: the item pushed, or where a popped one goes).
+  void* slot() const noexcept { return slot_; }
+  /// Set by whoever completed the operation (Queue: closed rather than moved).
+  bool closed() const noexcept { return closed_; }
+  void set_closed() noexcept { closed_ = true; }
 
  private:
   NodeLock& lock_;
   WaitList& list_;
   void* self_;
   TryNow try_now_;
+  SyncNode& node() noexcept { return *std::launder(reinterpret_cast<SyncNode*>(node_)); }
+
   TimePoint until_;
+  void* slot_;
   Context* ctx_ = nullptr;
+  bool closed_ = false;
   bool done_ = false;    // completed without parking
-  bool parked_ = false;  // went through the driver
-  SyncNode node_;
+  bool parked_ = false;  // the node is made and went through the driver
+  alignas(SyncNode) unsigned char node_[sizeof(SyncNode)];
 };
 
 }  // namespace concur::detail
