@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ThreadSanitizer pass over thread_pool: its own tests and its run of the
-# shared gather suite. Run by .ci/run after the main test command.
+# shared gather suite, and the suites of the sync primitives, task groups,
+# races and external cancellation. Run by .ci/run after the main test command.
 #
 # fibers is not run here: TSan needs __tsan_switch_to_fiber annotations on
 # every context switch, and Debian's Boost.Context is built without them, so
@@ -19,7 +20,7 @@ dir="${1:-build-tsan}"
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONCUR_SANITIZE=thread \
   -DCONCUR_BUILD_DEMOS=OFF -DCONCUR_BUILD_BENCH=OFF >/dev/null
 cmake --build "$dir" -j2 --target concur_thread_pool_test concur_child_queue_test concur_gather_test \
-  concur_gather_stress_test
+  concur_gather_stress_test concur_sync_test concur_task_group_test concur_race_test concur_external_cancel_test
 
 # halt_on_error: one report fails the run, with the report on stderr.
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
@@ -27,3 +28,7 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/t
 "$dir/tests/concur_child_queue_test"
 "$dir/tests/concur_gather_test" --gtest_filter='*thread_pool*'
 "$dir/tests/concur_gather_stress_test" --gtest_filter='*thread_pool*'
+"$dir/tests/concur_sync_test" --gtest_filter='*thread_pool*'
+"$dir/tests/concur_task_group_test" --gtest_filter='*thread_pool*'
+"$dir/tests/concur_race_test" --gtest_filter='*thread_pool*'
+"$dir/tests/concur_external_cancel_test" --gtest_filter='*thread_pool*'

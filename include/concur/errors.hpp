@@ -43,6 +43,14 @@ inline constexpr std::string_view kDestroyedWhileRunning =
     "after every call on it has returned)";
 /// Error: the fibers executor could not map a stack for a new fiber.
 inline constexpr std::string_view kStackAllocation = "cannot allocate a fiber stack";
+/// UsageError: concur::Lock::unlock() on a lock nobody holds.
+inline constexpr std::string_view kUnlockUnlocked = "unlock of a concur::Lock that is not locked";
+/// UsageError: concur::Latch::count_down() past zero.
+inline constexpr std::string_view kLatchBelowZero = "concur::Latch counted down below zero";
+/// QueueClosed: push() on a concur::Queue after close().
+inline constexpr std::string_view kQueueClosed = "push to a closed concur::Queue";
+/// UsageError: a concur::Queue made with capacity 0.
+inline constexpr std::string_view kQueueCapacity = "concur::Queue capacity must be at least 1";
 }  // namespace messages
 
 /// Base of every exception concur raises itself. Like every exception type
@@ -85,6 +93,12 @@ class ConfigError : public Error {
 class UsageError : public Error {
  public:
   using Error::Error;
+};
+
+/// A push onto a concur::Queue that has been closed.
+class QueueClosed : public Error {
+ public:
+  QueueClosed() : Error(std::string(messages::kQueueClosed)) {}
 };
 
 }  // namespace concur

@@ -29,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -108,6 +109,24 @@ class Executor {
     Task<void> root = store_into(std::move(task), out);
     detail::Context ctx;
     run_owned(root.handle(), ctx);
+    root.handle().promise().take();
+    if constexpr (!std::is_void_v<T>) return std::move(*out);
+  }
+
+  /// run(task), cancellable from outside: once `stop` is requested (from any
+  /// thread, e.g. a Ctrl-C handler's std::stop_source) the task and every
+  /// task under it see cancelled(), their waits throw Cancelled, and run
+  /// throws what the task ends with (Cancelled unless it caught it).
+  template <class T>
+  T run(Task<T> task, std::stop_token stop) {
+    std::optional<detail::unit_if_void_t<T>> out;
+    Task<void> root = store_into(std::move(task), out);
+    detail::Context ctx;
+    {
+      auto cancel = [&ctx]() noexcept { ctx.cancel(detail::StopReason::cancelled); };
+      std::stop_callback<decltype(cancel)> on_stop(stop, cancel);
+      run_root(root.handle(), ctx);
+    }
     root.handle().promise().take();
     if constexpr (!std::is_void_v<T>) return std::move(*out);
   }

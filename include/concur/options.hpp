@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <stop_token>
 
 namespace concur {
 
@@ -39,6 +40,12 @@ struct GatherOptions {
   /// itself), on whichever thread finished it. Keep it short; it must not
   /// throw (an exception from it ends the program).
   std::function<void(const Progress&)> on_progress{};
+  /// Cancels the batch from outside (another thread, a signal handler's
+  /// std::stop_source): once stop is requested every task sees cancelled()
+  /// and its waits throw Cancelled, inputs not started yet get Cancelled, a
+  /// settled gather still gives one Result per input and a fail-fast one
+  /// throws Cancelled. Empty (the default): nothing from outside.
+  std::stop_token stop{};
 };
 
 }  // namespace concur

@@ -20,6 +20,8 @@ Batch::Batch(std::size_t total, const GatherOptions& options, GatherMode mode)
       counts_progress_(static_cast<bool>(options.on_progress)),
       limit_(options.limit == 0 ? std::numeric_limits<std::size_t>::max() : options.limit) {
   progress_.total = total;
+  // Already requested: runs at once, and the batch starts nothing.
+  if (options.stop.stop_possible()) stop_from_outside_.emplace(options.stop, StopFromOutside{this});
 }
 
 void Batch::report_progress_locked() noexcept {
@@ -311,6 +313,50 @@ Task<void> run_batch(Batch& b, ChildFactory& f) {
     if (b.running_ == 0) break;
   }
 
+  if (adopted && parent != nullptr) parent->release(b);
+  if (parent != nullptr && parent->stop_requested())
+    std::rethrow_exception(parent->stop_exception());
+  if (b.mode_ == GatherMode::fail_fast && b.first_failure_)
+    std::rethrow_exception(b.first_failure_);
+}
+
+void start_child_now(Batch& b, ChildFactory& f, std::size_t index) {
+  ChildLink* link = nullptr;
+  if (!b.stop_requested()) {
+    std::lock_guard lock(b.mutex_);
+    if (b.stop_reason() == StopReason::none) {
+      link = ::new (b.take_link_locked()) ChildLink(&b, b.options_.timeout, index, &f, &b);
+      b.adopt_locked(link->ctx);
+      ++b.running_;
+    }
+  }
+  if (link == nullptr) std::rethrow_exception(b.stop_exception());
+  std::coroutine_handle<> h;
+  try {
+    h = f.make(index, *link);
+    require_driver().spawn(h, &link->ctx);
+  } catch (...) {
+    if (h) h.destroy();
+    std::lock_guard lock(b.mutex_);
+    b.free_link_locked(*link);
+    --b.running_;  // the owner is here, not parked in the join: nobody to wake
+    throw;
+  }
+}
+
+// The end of run_batch, for a batch fed by start_child_now.
+Task<void> join_children(Batch& b, bool adopted) {
+  {
+    std::lock_guard lock(b.mutex_);
+    b.joining_ = true;
+  }
+  for (;;) {
+    co_await BatchWait(b, b.mutex_, b.waiter_, b.running_, b.limit_, b.waiting_, true);
+    b.stop_requested();  // a deadline that passed while joining stops the children
+    std::lock_guard lock(b.mutex_);
+    if (b.running_ == 0) break;
+  }
+  Context* parent = b.parent();
   if (adopted && parent != nullptr) parent->release(b);
   if (parent != nullptr && parent->stop_requested())
     std::rethrow_exception(parent->stop_exception());

@@ -14,6 +14,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <string_view>
 
 #include "concur/detail/context.hpp"
@@ -80,6 +81,8 @@ class Batch : public Context {
   friend Task<void> run_batch(Batch& batch, class ChildFactory& factory);
   friend void fail_unstarted(Batch& b, class ChildFactory& f, std::size_t i,
                              const std::exception_ptr& error);
+  friend void start_child_now(Batch& b, class ChildFactory& f, std::size_t index);
+  friend Task<void> join_children(Batch& b, bool adopted);
   void report_progress_locked() noexcept;
   /// Storage for the record of a child about to start (free or never
   /// used); the caller holds mutex_ and constructs the record in it.
@@ -109,6 +112,13 @@ class Batch : public Context {
   ChildLink* fresh_end_ = nullptr;
   std::size_t links_made_ = 0;  // records in all chunks
   ChildLink* free_links_ = nullptr;
+  // Cancels this batch when options.stop is requested (from any thread).
+  // Last, so it is unregistered before anything it could touch goes.
+  struct StopFromOutside {
+    Batch* batch;
+    void operator()() const noexcept { batch->cancel(StopReason::cancelled); }
+  };
+  std::optional<std::stop_callback<StopFromOutside>> stop_from_outside_;
 };
 
 /// Makes the children of one batch (typed, in gather.hpp).
@@ -131,5 +141,23 @@ class ChildFactory {
 /// exception if the parent was cancelled, and in fail-fast mode the first
 /// failure; in settled mode every outcome is in the slots instead.
 Task<void> run_batch(Batch& batch, ChildFactory& factory);
+
+// A batch fed while it runs (concur::TaskGroup) instead of from a known
+// range: the same records, cancellation and join as run_batch, with the
+// children started one by one by the task that owns the batch.
+
+/// Makes input `index` with `f` (its own factory) and starts it through the
+/// current driver at once; never waits (`limit` does not apply). Throws the
+/// batch's stop exception if it has stopped (nothing starts), and what making
+/// or starting the child throws (nothing is left running). Call it from the
+/// task that will join the batch: thread_pool queues a child on the deque of
+/// the task that spawns it, which only that task's join drains.
+void start_child_now(Batch& b, ChildFactory& f, std::size_t index);
+
+/// Joins every child of `b`, as run_batch does last, then releases `b` from
+/// its parent if `adopted`. Not a cancellation point: it outlasts the
+/// children. Throws the parent's stop exception if the parent stopped, else
+/// the batch's first failure (fail-fast mode).
+Task<void> join_children(Batch& b, bool adopted);
 
 }  // namespace concur::detail
