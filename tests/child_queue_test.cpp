@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <thread>
 #include <vector>
@@ -102,6 +103,13 @@ TEST(ChildQueue, UnderContentionEveryChildIsTakenExactlyOnce) {
       seen[f.index_of(c)].fetch_add(1, std::memory_order_relaxed);
       ++taken;
     }
+  }
+  // On a loaded machine the thieves may not have run at all yet: give them
+  // (boundedly) the chance to steal from what is left before the owner
+  // races them for the rest, so the race is exercised.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (stolen.load(std::memory_order_relaxed) == 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::yield();
   }
   while (q.take(c)) {
     seen[f.index_of(c)].fetch_add(1, std::memory_order_relaxed);
