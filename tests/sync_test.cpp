@@ -149,10 +149,9 @@ class SyncSuite : public ::testing::TestWithParam<concur::testing::ExecutorParam
   std::unique_ptr<concur::Executor> ex_;
 };
 
-#define SKIP_ON_SEQUENTIAL()                               \
-  if (is_sequential())                                     \
-  GTEST_SKIP() << "needs two tasks waiting side by side; " \
-                  "sequential runs them one after another"
+// Tests that need two tasks waiting side by side: not on sequential, which
+// runs them one after another (each has a variant that runs there).
+class SyncSideBySide : public SyncSuite {};
 
 TEST_P(SyncSuite, LockKeepsOneTaskInsideAndLosesNoUpdate) {
   concur::Lock lock;
@@ -166,8 +165,7 @@ TEST_P(SyncSuite, LockKeepsOneTaskInsideAndLosesNoUpdate) {
   EXPECT_EQ(lock.waiters(), 0u);
 }
 
-TEST_P(SyncSuite, LockHandsOverInArrivalOrder) {
-  SKIP_ON_SEQUENTIAL();
+TEST_P(SyncSideBySide, LockHandsOverInArrivalOrder) {
   concur::Lock lock;
   ASSERT_TRUE(lock.try_lock());
   std::vector<std::size_t> order;
@@ -239,8 +237,7 @@ TEST_P(SyncSuite, SemaphoreBoundsTasksInside) {
   EXPECT_EQ(sem.waiters(), 0u);
 }
 
-TEST_P(SyncSuite, SemaphoreReleaseGoesToTheOldestWaiterNotANewcomer) {
-  SKIP_ON_SEQUENTIAL();
+TEST_P(SyncSideBySide, SemaphoreReleaseGoesToTheOldestWaiterNotANewcomer) {
   concur::Semaphore sem(0);
   bool newcomer_got_it = true;
   ex_->run([&]() -> Task<void> {
@@ -279,8 +276,7 @@ TEST_P(SyncSuite, SemaphoreTryAcquireForTimesOutThenSucceedsOnceReleased) {
   EXPECT_EQ(sem.available(), 0u);
 }
 
-TEST_P(SyncSuite, EventSetWakesEveryWaiter) {
-  SKIP_ON_SEQUENTIAL();
+TEST_P(SyncSideBySide, EventSetWakesEveryWaiter) {
   concur::Event ev;
   std::atomic<int> woken{0};
   constexpr std::size_t kWaiters = 5;
@@ -322,8 +318,7 @@ TEST_P(SyncSuite, EventAlreadySetDoesNotWaitAndClearMakesItWaitAgain) {
   EXPECT_FALSE(after_clear);
 }
 
-TEST_P(SyncSuite, EventWaiterCancelledBySiblingFailureStops) {
-  SKIP_ON_SEQUENTIAL();
+TEST_P(SyncSideBySide, EventWaiterCancelledBySiblingFailureStops) {
   concur::Event ev;
   std::atomic<bool> saw_cancel{false};
   EXPECT_THROW(ex_->gather(concur::call(wait_event_noting_cancel, &ev, &saw_cancel),
@@ -345,8 +340,7 @@ TEST_P(SyncSuite, AnAlreadyCancelledTaskThrowsWithoutTaking) {
   EXPECT_EQ(sem.available(), 1u);
 }
 
-TEST_P(SyncSuite, LatchLetsWaitersThroughOnlyOnceEveryoneCountedDown) {
-  SKIP_ON_SEQUENTIAL();
+TEST_P(SyncSideBySide, LatchLetsWaitersThroughOnlyOnceEveryoneCountedDown) {
   concur::Latch done(3);
   std::atomic<int> pending{3};
   auto count = [&](std::chrono::milliseconds d) {
@@ -383,8 +377,7 @@ TEST_P(SyncSuite, CountingALatchBelowZeroIsAUsageError) {
   EXPECT_TRUE(l.try_wait());
 }
 
-TEST_P(SyncSuite, QueuePipelineDeliversEveryItemOnceInEachProducersOrder) {
-  SKIP_ON_SEQUENTIAL();
+TEST_P(SyncSideBySide, QueuePipelineDeliversEveryItemOnceInEachProducersOrder) {
   concur::Queue<Item> q(4);
   std::atomic<std::size_t> most{0};
   constexpr int kProducers = 3;
@@ -467,8 +460,7 @@ TEST_P(SyncSuite, QueueConsumerCancelledWhileWaitingTakesNothing) {
   EXPECT_EQ(q.try_pop(), std::optional<int>(7));
 }
 
-TEST_P(SyncSuite, QueueFullProducerWaitsAndIsServedFirstInFirstOut) {
-  SKIP_ON_SEQUENTIAL();
+TEST_P(SyncSideBySide, QueueFullProducerWaitsAndIsServedFirstInFirstOut) {
   concur::Queue<int> q(1);
   std::vector<int> got;
   ex_->run([&]() -> Task<void> {
@@ -503,6 +495,9 @@ TEST(SyncUsage, AQueueWithNoRoomIsAUsageError) {
 
 INSTANTIATE_TEST_SUITE_P(
     Executors, SyncSuite, ::testing::ValuesIn(concur::testing::executor_params()),
+    concur::testing::param_label<::testing::TestParamInfo<concur::testing::ExecutorParam>>);
+INSTANTIATE_TEST_SUITE_P(
+    Executors, SyncSideBySide, ::testing::ValuesIn(concur::testing::side_by_side_executor_params()),
     concur::testing::param_label<::testing::TestParamInfo<concur::testing::ExecutorParam>>);
 
 }  // namespace

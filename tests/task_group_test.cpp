@@ -129,9 +129,10 @@ TEST_P(TaskGroupSuite, FirstFailureCancelsTheOthersAndTheBodyThenIsThrown) {
   }
 }
 
-TEST_P(TaskGroupSuite, BodyFailureCancelsAndJoinsTheSpawnedTasks) {
-  if (is_sequential())
-    GTEST_SKIP() << "sequential runs each spawn to its end before the body goes on";
+// Not on sequential, which runs each spawn to its end before the body goes on.
+class TaskGroupSideBySide : public TaskGroupSuite {};
+
+TEST_P(TaskGroupSideBySide, BodyFailureCancelsAndJoinsTheSpawnedTasks) {
   std::vector<concur::Spawned<int>> spawned;
   EXPECT_THROW(ex_->run([&]() -> Task<void> {
     co_await concur::task_group([&](concur::TaskGroup& g) -> Task<void> {
@@ -212,6 +213,10 @@ TEST_P(TaskGroupSuite, ALimitIsRejected) {
 
 INSTANTIATE_TEST_SUITE_P(
     Executors, TaskGroupSuite, ::testing::ValuesIn(concur::testing::executor_params()),
+    concur::testing::param_label<::testing::TestParamInfo<concur::testing::ExecutorParam>>);
+INSTANTIATE_TEST_SUITE_P(
+    Executors, TaskGroupSideBySide,
+    ::testing::ValuesIn(concur::testing::side_by_side_executor_params()),
     concur::testing::param_label<::testing::TestParamInfo<concur::testing::ExecutorParam>>);
 
 }  // namespace

@@ -34,6 +34,14 @@ inline std::vector<ExecutorParam> executor_params() {
   };
 }
 
+// The executors on which two tasks can wait side by side (all but the
+// sequential reference, which runs each task to its end before the next).
+inline std::vector<ExecutorParam> side_by_side_executor_params() {
+  auto params = executor_params();
+  std::erase_if(params, [](const ExecutorParam& p) { return p.executor == "sequential"; });
+  return params;
+}
+
 // The registered-call suite (tests/processes_gather_test.cpp) runs on every
 // executor above plus those that run calls in other processes.
 inline std::vector<ExecutorParam> registered_call_executor_params() {
