@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSL-1.0
 # Adds the SPDX license line (BSL-1.0, see LICENSE) to every source file that
 # lacks it, so each file says its license when copied out of the tree:
 #   // SPDX-License-Identifier: BSL-1.0     first line of C++ files under

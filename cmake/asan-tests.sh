@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
 # AddressSanitizer + UndefinedBehaviorSanitizer pass. Run by .ci/run after
 # the main test command and the TSan pass.
 #

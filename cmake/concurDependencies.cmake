@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # Every dependency comes from a Debian 12 package (see cmake/install-deps.sh);
 # nothing is vendored or downloaded.
 find_package(Threads REQUIRED)

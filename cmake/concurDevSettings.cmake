@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # Warnings and sanitizers for concur's own targets only, never global flags
 # that would leak into a consumer.
 set(concur_dev_compile_options

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # Install rules and the CMake package, so an application can do
 #   find_package(concur CONFIG REQUIRED)
 #   target_link_libraries(app PRIVATE concur::concur)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
 # Installs the Debian 12 packages concur needs, only those missing.
 # Used by both README commands and by CI; safe to run again.
 set -euo pipefail

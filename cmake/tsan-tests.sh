@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSL-1.0
 # ThreadSanitizer pass over thread_pool: its own tests and its run of the
 # shared gather suite, and the suites of the sync primitives, task groups,
 # races and external cancellation. Run by .ci/run after the main test command.

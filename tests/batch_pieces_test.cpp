@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-batch's pieces on their own (issue 15): input lines, the duplicate
 // check, output recovery (torn last line), the gate on every executor, and
 // the controller's reactions to replies.

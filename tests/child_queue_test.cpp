@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The work-stealing deque under thread_pool (lib/executors/child_queue.hpp):
 // the owner takes its newest child, thieves the oldest, a ring grows past its
 // inline slots without losing or repeating an entry, and under contention

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Config from code, environment and TOML, and every bad-input error.
 #include <gtest/gtest.h>
 

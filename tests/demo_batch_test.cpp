@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-batch end to end (issue 15), the program run as a person runs it on
 // its embedded fake server: SIGKILL at several points then resume (every
 // custom_id exactly once), a torn last line, Ctrl-C, malformed lines, a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Runs concur-contrast as a user would (--json, small batches) and checks the
 // lesson in its output: waits overlap on every concurrent executor; CPU work
 // runs in parallel only on thread_pool and fibers with threads=2 (and

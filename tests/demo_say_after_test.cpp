@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Runs the concur-say-after binary as a user would and checks the shape of
 // its timings: overlapping waits are clearly faster than awaiting in turn,
 // and a blocking sleep on a shared thread is caught by the stall detector.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The demos' result table fits the terminal (issue 20): on a narrow one each
 // row becomes "header: value" lines instead of wrapping.
 #include <gtest/gtest.h>

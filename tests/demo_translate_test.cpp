@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Runs concur-translate as a user would (embedded fake server, short
 // latency, --json) and checks the shape of what it prints: replies in input
 // order on every executor, concurrency clearly faster than sequential, and a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // examples/concur.toml, loaded the way an application loads it (CONCUR_CONFIG
 // and Config::from_env), so the documented example cannot rot.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Cancelling a running batch from another thread (GatherOptions::stop,
 // Executor::run with a std::stop_token) on every in-process executor.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-fake-llm from the outside: a plain Beast client checks the reply
 // shape, determinism, every fault, the stats, and many concurrent keep-alive
 // connections (in-process, and 10,000 against the program in its own process).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The demos' like-for-like comparison under faults: with rate-based fault
 // injection, the same inputs fail on every executor (the server reset
 // between runs, as concur-translate does), although each executor sends the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // What only the fibers executor promises (DESIGN §3, issue 4): idle fibers
 // cost no CPU, many fibers fit in memory, threads > 1 run fibers in parallel,
 // a call that blocks the OS thread stalls its fibers and is reported, and a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Stress for the gather engine (lib/core/batch.cpp, the cancellation tree,
 // the drivers' waits), on every executor configuration of the shared suite.
 //

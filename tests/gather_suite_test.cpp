@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The gather semantics every executor must honour (DESIGN §2), run against
 // every configuration in support/executor_params.hpp.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::http and concur::llm inside registered calls, so on every executor
 // including `processes`, where the exchange runs in a worker process on its
 // per-thread libcurl handle: replies in order, error types that survive the

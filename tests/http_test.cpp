@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::http on every executor against the loopback fake LLM server: the
 // exchange itself, a typed error per failure kind, cancellation and timeouts
 // that abort transfers without leaking sockets, keep-alive reuse, and (on the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::llm::chat_call: the chat client as a registered call, so the same
 // gather of chat completions runs on every executor, `processes` included
 // (its Client is built in the worker from ClientOptions, which cross), and

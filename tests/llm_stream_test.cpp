@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The client's raw form and streaming (issue 15) against the fake server's
 // OpenAI-like limits and server-sent events, on every executor; plus the SSE
 // parser, the reset-duration parser and the server's token buckets alone.

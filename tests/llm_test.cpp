@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::llm against the loopback fake server on every executor: replies in
 // input order, every fault kind ending in a retried success or a named error,
 // Retry-After honoured, cancellation during a backoff; plus the retry policy

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::set_log_handler: concur's own messages (here a stall report, the
 // one every in-process executor can make) reach the program's handler with a
 // level, the default writes one line to stderr, and deliveries are

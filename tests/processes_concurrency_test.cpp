@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // processes with worker_concurrency > 1 (DESIGN §5): every worker overlaps
 // its calls' waits on an in-process executor, and the faults that several
 // calls in flight on one worker bring: a crash among them, cancellation and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The gather semantics of DESIGN §2 written with registered functions only,
 // so that they hold on every executor including `processes`, where calls run
 // in worker processes (no shared memory: in-flight counts are measured from

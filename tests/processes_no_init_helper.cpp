@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A program that forgets concur::init: launched as a worker it cannot serve.
 // (Used as worker_executable by processes_test's forgotten-init case.)
 #include <concur/concur.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A parent with two workers that prints their pids and then waits for a long
 // batch; processes_test kills it with SIGKILL and checks the workers die too.
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // What only the processes executor has to prove (DESIGN §5): crash isolation,
 // unregistered calls refused before anything runs, timeouts that reach a
 // stuck worker, worker recycling, stderr forwarding, user types crossing the

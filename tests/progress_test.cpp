@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::ProgressLine: the line fits the terminal's width (and follows a
 // resize), draws only on a terminal, and progress_line() serves
 // GatherOptions::on_progress directly. Drawn on a pseudo-terminal whose

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // race, first_completed and wait_for on every in-process executor.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # concur_readme_snippet(<readme> <tag> <out.cpp>): writes the README's ```cpp
 # block whose first line is `// readme-test: <tag>` to <out.cpp>, so a test
 # compiles and runs the example a reader copies from that section.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSL-1.0
 # cmake/add-spdx.sh on a scratch tree: adds the line where it is missing
 # (after a #! line in scripts), leaves licensed, generated and third-party
 # files alone, keeps file modes, and changes nothing when run again.

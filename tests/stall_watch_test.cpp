@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The stall detector reports a task that holds the event_loop or fibers
 // thread WHILE it holds it (a watchdog thread), at 1x, 2x, 4x ... the
 // threshold, and once more when it lets go.

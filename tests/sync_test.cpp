@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Semaphore, Lock, Event, Latch and Queue (concur/sync.hpp, concur/queue.hpp) on
 // every in-process executor: exclusion, FIFO hand-off, wake-ups, timeouts,
 // cancellation while waiting, and a producer/consumer pipeline.

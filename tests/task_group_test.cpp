@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::task_group on every in-process executor: spawn as tasks become
 // known, join them all, fail fast, stop with the owner, nest with gather.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::Task and concur::Result on their own, without an executor where possible.
 #include <gtest/gtest.h>
 

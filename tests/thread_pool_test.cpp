@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // What only thread_pool promises (the shared semantics are in
 // gather_suite_test.cpp): tasks run on several OS threads at once, a wait
 // blocks its thread (so `workers` bounds the tasks in flight), nested gathers

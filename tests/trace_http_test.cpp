@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Traces of the seed's own workload: a batch of chat completions against the
 // in-process fake server, on every in-process executor. A task waiting for a
 // reply must be drawn waiting (its waits cover almost all of its life, on

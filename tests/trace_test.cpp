@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The trace recorder and its two exports, on every executor configuration:
 // the recorded tasks match what ran, the Chrome JSON is well formed (required
 // keys, a begin and an end per task, properly nested intervals), and the SVG

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // How fast concur-batch sends: the rate and concurrency controller every
 // request consults before it is sent and tells about its reply. One shared
 // controller is what makes a 429 slow everyone, not just the request that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // An awaitable counting semaphore whose size may change while tasks wait: the
 // adaptive concurrency limit of concur-batch. A task that finds no permit
 // parks through the current executor's driver (the same mechanism as every

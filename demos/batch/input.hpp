@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-batch's input: an OpenAI Batch file (one JSON request per line) or a
 // plain file of prompts (one per line), read line by line so memory stays flat.
 //

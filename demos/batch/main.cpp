@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-batch: an OpenAI Batch-format JSONL file (or one prompt per line) run
 // against any OpenAI-compatible endpoint now, at the rate the server allows,
 // resumable exactly once.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-batch's output: OpenAI Batch output lines, appended one whole line
 // per write(2) as each request finishes, and the recovery that makes a rerun
 // exactly-once.

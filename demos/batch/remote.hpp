@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-batch on the processes executor: the HTTP exchange of one request as
 // a registered call that runs in a worker process, its reply sent back as
 // text. The controller, the reader and the output stay in the parent, which

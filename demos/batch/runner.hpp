@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-batch's runner: the input streamed through the controller to the
 // endpoint on one executor, each outcome appended to the output as it comes.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Command-line flags shared by every demo: which executors, and the concur
 // configuration keys as flags, applied with the documented precedence
 // (defaults < TOML file < CONCUR_* environment < flags).

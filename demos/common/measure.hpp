@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Wall-clock and CPU time of one run, the two numbers that tell concurrency
 // (less wall, same CPU) from parallelism (CPU above wall).
 #pragma once

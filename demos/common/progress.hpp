@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The demos' progress line on stderr: concur::ProgressLine (a public header,
 // concur/progress.hpp, so applications draw the same line).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Output shared by the demos: one JSON object per line for machines, and an
 // aligned text table for people.
 #pragma once

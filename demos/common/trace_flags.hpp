@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // --trace FILE and --timeline FILE for every demo.
 //
 //   concur::demo::TraceFlags tf(app);                 // before CLI11_PARSE

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-contrast: concurrency versus parallelism, on the same two batches
 // under every executor.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The two kinds of work concur-contrast compares: waiting and computing.
 #pragma once
 

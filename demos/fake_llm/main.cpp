@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-fake-llm: the fake OpenAI-compatible server as a program.
 //
 //   concur-fake-llm --port 8080 --latency lognormal:1500ms,0.5 --fault-rate 429=0.05

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-say-after: the seed's first lesson under every executor.
 //
 //   gather             say_after(1 s, hello) and say_after(2 s, world) gathered:

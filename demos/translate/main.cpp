@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-translate: the seed's job. Texts are translated to Japanese through
 // OpenAI-style chat completions under each executor, and the wall time shows
 // the seed's lesson: one after another the calls take the sum of their

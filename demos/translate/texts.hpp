@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The texts concur-translate sends: the seed's four sentences, more made up
 // from them (--count), or a file's lines (--input).
 #pragma once

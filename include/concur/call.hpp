@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::call(fn, args...): one unit of work for a gather.
 //
 // A Call stores a function and its arguments and, when invoked, produces a

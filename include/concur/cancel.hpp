@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Cooperative cancellation for code that does not wait: a CPU-bound task
 // polls concur::cancelled() (cheap) and stops, or calls throw_if_cancelled(),
 // and on a one-thread executor lets the others run with yield_now().

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::Codec<T>: how arguments and results cross a process boundary.
 //
 // The processes executor sends a registered call as its name plus its

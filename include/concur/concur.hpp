@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The whole public API of concur::concur: every header of include/concur/
 // but concur/fake_llm.hpp, which belongs to the separate concur::fake_llm
 // library (the loopback test server), and detail/ (internals).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::Config: which executor, and how it runs.
 //
 // One precedence everywhere, lowest first:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Exception types raised by concur, and the fixed parts of their messages.
 //
 // Every error concur raises derives from concur::Error, so a caller can catch

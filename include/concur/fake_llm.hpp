@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::fake_llm: a loopback OpenAI-compatible chat-completions server.
 //
 // The demos' embedded default and the tests' peer: it answers

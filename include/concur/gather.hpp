@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::gather and friends, awaited inside a task (asyncio.gather).
 //
 // ```cpp

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::http: one request/response API for every executor (DESIGN §6).
 //
 // ```cpp

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::init(argc, argv): call first thing in main().
 //
 // It records how this program was started, so executors that re-launch it

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::llm: an OpenAI-compatible chat-completions client (DESIGN §6).
 //
 // ```cpp

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::llm::chat_call: chat completions as registered calls, so the same
 // gather runs on every executor, `processes` included.
 //

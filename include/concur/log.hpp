@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur's own diagnostics (stall reports, worker and pool messages) go
 // through one hook, so a program can send them to its own logger instead of
 // stderr:

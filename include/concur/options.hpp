@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Options of one gather: how many in flight, how long each task and the whole
 // batch may take, and who hears about progress.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // What is particular to the processes executor (DESIGN §3, §5).
 //
 // `processes` runs registered calls (CONCUR_REGISTER) in a pool of worker

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::ProgressLine: the progress line the demos draw, for applications.
 //
 // GatherOptions::on_progress hands over counts (done, failed, total); a

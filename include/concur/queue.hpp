@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::Queue<T>: a bounded multi-producer multi-consumer queue between
 // tasks, with close (asyncio.Queue with maxsize and shutdown, folly::coro's
 // BoundedQueue, libcoro's queue).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // First-completed waits: race (hedged requests), first_completed
 // (asyncio.wait(FIRST_COMPLETED)) and wait_for (asyncio.wait_for).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Names for task functions: CONCUR_REGISTER(fn).
 //
 // A registered function is known by its name: stall reports and error

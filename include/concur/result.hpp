@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::Result<T>: the outcome of one task — a value, or an error.
 //
 // A settled gather returns one Result per input, so nothing is dropped. The

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::sleep_for / sleep_until: the first library wait.
 //
 // The executor decides how to wait: the event loop suspends the coroutine and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Synchronisation between tasks: Semaphore, Lock, Event and Latch
 // (asyncio.Semaphore, asyncio.Lock, asyncio.Event; folly::coro's Mutex and
 // Baton; std::latch).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::Task<T>: the lazy coroutine every workload is written as.
 //
 // A Task does nothing until it is awaited (or handed to an executor). Awaiting

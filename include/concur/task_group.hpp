@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::task_group: start tasks as they become known and join them all
 // (asyncio.TaskGroup, Trio's nursery, folly::coro::AsyncScope).
 //

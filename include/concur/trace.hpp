@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::trace: record what every task did, and draw it.
 //
 // ```cpp

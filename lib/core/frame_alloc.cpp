@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "concur/detail/frame_alloc.hpp"
 
 #include <oneapi/tbb/scalable_allocator.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The timeline picture: one lane per thread (or worker process), one bar per
 // task, solid while it runs and hatched while it waits. Concurrency shows as
 // many hatched bars stacked in one lane; parallelism as solid bars side by

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Chrome trace-event JSON (the format of chrome://tracing and Perfetto's
 // legacy importer): https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // How many tasks were in flight, and how many on a CPU, at each moment of a
 // trace: the aggregate strip of the timeline picture and the demos' "on a
 // CPU at once" figure are both read from this one step function.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The trace recorder: cheap on the hot path, all the work at stop().
 //
 // Each thread appends small records of 8-byte words to its own chunked

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "executors/blocking_driver.hpp"
 
 #include <condition_variable>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A driver whose waits block the OS thread: the sequential executor, the
 // threads of thread_pool, and the inside of a worker process. Each thread
 // parks on its own mutex/condition variable; a wake from any thread notifies

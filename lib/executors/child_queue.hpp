@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The children one thread_pool task has spawned that no thread has started.
 //
 // A work-stealing deque (Chase and Lev; the C11 form of Le, Pop, Cohen and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // event_loop: asyncio's model. One thread interleaves coroutines; a wait
 // suspends its coroutine and the loop (LoopDriver) runs whatever is ready,
 // sleeping in the I/O engine (timers, sockets) only when nothing is. Children

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "executors/loop_driver.hpp"
 
 namespace concur::executors {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The driver of a one-thread event loop, shared by event_loop and by the
 // parent side of processes: a ready queue of woken coroutines, timers and
 // sockets on the shared Asio engine, and (optionally) the stall detector's

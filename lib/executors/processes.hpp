@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // processes: registered calls in a pool of worker processes (Boost.Process).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // sequential: the reference backend and the seed's main_sync. Tasks run one
 // after another on the caller's thread; every wait blocks it.
 #include "executors/sequential.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The stall watchdog: reports a task that holds an event_loop or fibers
 // thread past the stall threshold WHILE it holds it, not only once it lets
 // go. A CPU loop that never waits would otherwise run silently forever (the

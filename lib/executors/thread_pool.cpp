@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // thread_pool: Python's ThreadPoolExecutor without a GIL. Every task runs on a
 // oneTBB worker thread of one task_arena and every wait blocks that thread
 // (BlockingDriver), so `workers` threads give `workers` tasks in flight and

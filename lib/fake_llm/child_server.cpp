@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // ChildServer: concur-fake-llm in its own process, found through the
 // "listening on http://HOST:PORT/v1" line it prints once it accepts.
 #include <fcntl.h>

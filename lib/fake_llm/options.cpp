@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Text forms of the server's options (for command lines) and the reply rule.
 #include <charconv>
 #include <cmath>

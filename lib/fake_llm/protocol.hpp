@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The fake server's wire format, apart from the networking: what a request
 // asks for (markers, model, last user message) and the JSON bodies it gets.
 #pragma once

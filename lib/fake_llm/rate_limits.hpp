@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // OpenAI-like rate limits for the fake server: a requests-per-minute and a
 // tokens-per-minute token bucket, refilled continuously, each holding at most
 // `window` worth of its rate (OpenAI enforces per-minute limits over shorter

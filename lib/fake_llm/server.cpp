@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The fake server's networking: Boost.Beast on an io_context run by a few
 // threads. Each connection is a Session on its own strand; a delayed reply is
 // a steady_timer, never a sleeping thread, so thousands of requests can wait

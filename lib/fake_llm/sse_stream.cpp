@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "sse_stream.hpp"
 
 #include <boost/asio/write.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A streamed chat completion as the fake server sends it: the events of an
 // OpenAI "chat.completion.chunk" stream (role, content pieces, finish, the
 // usage chunk when asked for, then "data: [DONE]"), written as HTTP/1.1

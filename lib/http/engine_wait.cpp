@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "http/engine_wait.hpp"
 
 #include "concur/detail/trace_hooks.hpp"

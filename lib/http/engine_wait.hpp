@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The HTTP wait on a suspending driver (event_loop, fibers): the awaiting
 // task parks on a Waiter while its transfer runs on the driver's io::Engine.
 #pragma once

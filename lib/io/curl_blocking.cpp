@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A single transfer on a one-handle multi, rather than curl_easy_perform:
 // curl_easy_perform notices cancellation only through its progress callback,
 // which libcurl calls about once a second while a reply is awaited, whereas

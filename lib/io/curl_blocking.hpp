@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // HTTP for drivers whose waits block the thread (sequential, thread_pool,
 // worker processes): the exchange runs on this thread's own libcurl handle,
 // kept between requests so its connections stay alive for the next one.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // One HTTP exchange as libcurl sees it, shared by both ways of running it
 // (the engine's multi-socket loop and the blocking per-thread handle): the
 // options set on an easy handle, the callbacks that collect the response,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "io/curl_global.hpp"
 
 #include <curl/curl.h>

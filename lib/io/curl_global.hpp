@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // libcurl's process-wide initialisation, done once and thread-safely before
 // the first handle is created (curl_global_init is not reentrant).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // How many transfers one process may keep in flight without running out of
 // file descriptors.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // libcurl's multi-socket interface driven by an io::Engine (event_loop and
 // fibers). libcurl says which sockets to watch and when to time out; Asio's
 // reactor (epoll) does the watching in the same io_context that sleeps for

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The I/O engine shared by the suspending drivers (event_loop, fibers): one
 // Boost.Asio io_context that carries the timers of every parked waiter and
 // the sockets of libcurl's transfers (concur::http, see curl_multi.hpp). All

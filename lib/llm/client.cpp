@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The chat-completions client: one http exchange per attempt, retried as the
 // OpenAI SDKs do. Waits (backoff, rate limit) are concur::sleep_until, so on
 // event_loop and fibers a retrying request costs no thread, and every wait is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // What a Client holds, shared by the files that implement its calls (chat in
 // client.cpp, the raw form in raw.cpp, streaming in stream.cpp).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "llm/rate_limiter.hpp"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A client-side requests-per-minute limit: starts are spaced evenly, 60/rpm
 // seconds apart (no bursts), in the order callers reserve them. Thread-safe,
 // so tasks on every executor thread share one limit.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The x-ratelimit-* headers OpenAI sends with every reply, read into numbers.
 #include <cctype>
 #include <charconv>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The raw form of the client: any body to any path, every reply returned as
 // it came (the batch runner records 4xx bodies instead of throwing them).
 #include <chrono>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur::llm::chat_call: the registered chat call, its per-process Client
 // cache and the codecs that let options, requests and replies cross to a
 // worker process.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "llm/retry.hpp"
 
 #include <curl/curl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // When and how long to wait before retrying a chat completion: the policy of
 // the official OpenAI SDKs (openai-python's _should_retry and
 // _calculate_retry_timeout), so concur behaves as users of those expect.

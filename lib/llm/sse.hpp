@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Server-sent events (the WHATWG "text/event-stream" format) as a chat
 // completion stream sends them: bytes in, in whatever pieces the network
 // delivers, complete events out. No I/O here, so it is testable on its own.

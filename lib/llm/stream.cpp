@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Streaming chat completions: "stream": true, the reply read as server-sent
 // events while it arrives, each content delta handed to the caller at once.
 #include <fmt/format.h>

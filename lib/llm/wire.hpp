@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The chat-completions wire format: request bodies out, response and error
 // bodies in (Boost.JSON). No I/O here, so it is testable on its own.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-batch-bench: concur-batch against concur-fake-llm (its own process)
 // limited like an OpenAI tier, beside the floor the limit sets in the same
 // run (issue 15). Run by hand, not by ctest:

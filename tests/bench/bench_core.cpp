@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-bench-core: what the library costs per task, beside the floor of bare
 // C++20 coroutines measured in the same binary and run.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-bench-fiber-memory: resident memory of 100,000 fibers sleeping 1 s,
 // per stack_kb, each size in a fresh process (so one size's freed memory
 // cannot hide the next one's).

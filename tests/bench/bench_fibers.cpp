@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-bench-fibers: the fibers executor beside a raw Boost.Fiber floor.
 //
 // The floor is skynet written directly on Boost.Fiber the way its docs

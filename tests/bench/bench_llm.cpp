@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-bench-llm: 5,000 chat completions at 200 ms latency per executor,
 // beside a floor measured in the same run: a plain libcurl multi-socket loop
 // (curl_multi_socket_action on epoll) driving the same requests from one

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-bench-processes: the processes executor beside floors measured in
 // the same binary and run (issue 5).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Pieces the executor benchmarks share: the skynet tree on concur, a no-op
 // task, best-of-N timing and a tiny flag reader.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-bench-sync: uncontended Lock, Semaphore and Queue operations inside
 // one task, per executor, beside the floors measured in the same run: a bare
 // std::mutex lock/unlock, and a std::mutex-guarded std::deque push/pop (issue 18).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-bench-thread-pool: the thread_pool executor beside raw oneTBB floors
 // measured in the same binary and run (issue 3).
 //

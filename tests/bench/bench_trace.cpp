@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // concur-bench-trace: what recording a trace costs, on the no-op gather of
 // concur-bench-core (the worst case: tasks that do nothing but be scheduled).
 //

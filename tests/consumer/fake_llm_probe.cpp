@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Uses the installed concur::fake_llm: starts the loopback server on a free
 // port, prints its base URL and stops it, so the consumer test proves the
 // exported target links (Boost.Beast, Boost.JSON) outside concur's build.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Prints concur::executor_names(), one a line, so the consumer test runs the
 // README example under every executor the installed library offers.
 #include <concur/concur.hpp>

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # concur_readme_example(<readme> <out.cpp>): writes the first ```cpp block of
 # the README to <out.cpp>, so the consumer tests compile exactly the usage
 # example a reader copies -- the README cannot drift from code that builds.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # Builds one consumer project and runs the README example under every
 # executor the library offers. Run by ctest as
 #   cmake -DMODE=find_package|add_subdirectory -D... -P run_consumer.cmake

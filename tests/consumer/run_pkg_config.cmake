@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # An application built without CMake: installs this build into a prefix,
 # then compiles and links the README's usage example and the fake_llm probe
 # with nothing but the compiler and `pkg-config --cflags --libs` (label

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # Compiles every C++ example of concur's documentation (label docs):
 #   cmake -DCXX=<compiler> -DINCLUDE_DIR=<concur/include> -DWORK_DIR=<dir>
 #         -DREADME=<README.md> -DHEADERS=<a;b;...> -DMIN_EXAMPLES=<n> -P compile_examples.cmake

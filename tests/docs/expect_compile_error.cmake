@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSL-1.0
 # Compiles SOURCE and passes only if it fails with a message matching
 # EXPECT (a regex) and none matching FORBID: a library misuse must stop the
 # build with a readable message, not a page of template internals.

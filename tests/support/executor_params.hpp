@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Every executor configuration the shared test suites run against.
 // A new executor joins every shared suite by adding one line here.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Helpers shared by the tests of the processes executor: making one with
 // settings, and measuring overlap from the intervals calls record themselves
 // (the steady clock is one per host, so workers' times compare directly).

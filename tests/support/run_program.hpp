@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Runs a demo binary the way a person would and returns what it printed on
 // stdout, for the demos' end-to-end tests.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The executor-independent engine under every gather.
 //
 // A Batch is the cancellation node of one gather: its children are the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The cancellation tree and the waiter every library wait parks on.
 //
 // Each running task has a Context; each gather has one too (its children hang

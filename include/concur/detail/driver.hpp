@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The driver: the one mechanism through which every wait happens (DESIGN §4).
 //
 // A task never knows which executor runs it. A library wait fills in a Waiter

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Where coroutine frames live.
 //
 // Every task and every gather child is a heap-allocated coroutine frame, and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The lock of one cancellation-tree node (a task's or a gather's Context).
 //
 // Every gather child takes its parent's lock a few times (linking, unlinking,

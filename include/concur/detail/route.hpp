@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Routing calls out of the process (the processes executor, DESIGN §5).
 //
 // While a processes executor runs a batch, the thread running the parent's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The one wait under every synchronisation primitive (Semaphore, Lock,
 // Event, Queue): a FIFO of parked tasks and the awaiter that joins it.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The trace recorder's hooks in the core (task start and end, waits, stalls).
 //
 // Recording is off by default; every hook site is written as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // fibers: Go's M:N model on Boost.Fiber. Every task runs in its own fiber; a
 // library wait blocks only that fiber. With threads = N > 1, ready fibers go
 // through one shared queue, so a fiber may continue on another thread after

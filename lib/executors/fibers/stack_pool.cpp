@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "executors/fibers/stack_pool.hpp"
 
 #include <fmt/format.h>

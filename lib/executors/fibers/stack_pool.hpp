@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // Fiber stacks for the fibers executor: fixed size, carved from large
 // anonymous mappings and recycled through a free list.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "executors/processes/last_words.hpp"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // A worker's last words: when a call's code crashes the worker (a signal such
 // as SIGSEGV or SIGABRT, or exit()), the worker writes which call it was
 // running on a pipe of its own, so that the parent can name that call and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The parent's side of the processes executor: the calls on their way to and
 // from a pool of worker processes (launching one is worker_process.hpp).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // processes: Python's ProcessPoolExecutor, minus BrokenProcessPool.
 //
 // The parent runs the batch's own coroutines (the gathers, the child tasks

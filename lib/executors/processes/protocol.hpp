@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The wire protocol between the parent and its worker processes.
 //
 // Each worker gets a Unix socket as stdin for requests, a pipe as fd 3 for

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The entry of a launched worker: concur::init lands here and never returns
 // (the server itself is in worker_server.cpp).
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // One worker process as the parent sees it: launching it (Boost.Process v2)
 // with its socket and pipes, its stderr forwarded line by line, and what is
 // left of it once it is gone (exit status, last words). Scheduling calls onto

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 #include "executors/processes/worker_server.hpp"
 
 #include <cxxabi.h>

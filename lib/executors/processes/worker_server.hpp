@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSL-1.0
 // The worker side of the processes executor: what a launched copy of the
 // program does inside concur::init, forever.
 //
