@@ -62,28 +62,77 @@ std::uint64_t steady_ns(std::chrono::steady_clock::time_point t) {
 
 std::uint64_t this_thread_id() { return static_cast<std::uint64_t>(::gettid()); }
 
-// Runs a call's task in the call's own context (so that its waits, its
-// timeout and its cancellation are its own), then gives the slot back its
-// context.
-class RunIn {
+// Runs `task` to its end from a coroutine that waits for it (in context
+// `ctx`, or the awaiter's own if null), without chaining the two by
+// symmetric transfer. A slot runs call after call for the worker's whole
+// life, and on a blocking driver it never truly suspends: chained
+// transfers then stack up one pair of native frames per call wherever the
+// compiler does not turn them into tail calls (-O0, ASan), until the thread
+// overflows. Here the task runs inside a call to resume() that returns when
+// it ends or first suspends, and a handshake tells which came first.
+class RunToEnd {
+  struct Handoff {
+    std::atomic<int> state{0};  // 1: the awaiter suspended; 2: the task ended
+    std::coroutine_handle<> waiter;
+    std::exception_ptr error;
+  };
+
  public:
-  RunIn(Task<void>& task, detail::Context* ctx) : task_(task), ctx_(ctx) {}
+  struct Runner {
+    struct promise_type {
+      Handoff* handoff = nullptr;
+      Runner get_return_object() noexcept {
+        return Runner{std::coroutine_handle<promise_type>::from_promise(*this)};
+      }
+      std::suspend_always initial_suspend() noexcept { return {}; }
+      struct Ended {
+        bool await_ready() const noexcept { return false; }
+        std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> me) noexcept {
+          Handoff* h = me.promise().handoff;
+          // The awaiter already suspended: resume it. Else it goes on by itself.
+          if (h->state.exchange(2, std::memory_order_acq_rel) == 1) return h->waiter;
+          return std::noop_coroutine();
+        }
+        void await_resume() const noexcept {}
+      };
+      Ended final_suspend() noexcept { return {}; }
+      void return_void() noexcept {}
+      void unhandled_exception() noexcept { handoff->error = std::current_exception(); }
+    };
+    std::coroutine_handle<promise_type> frame;
+  };
+
+  RunToEnd(Task<void>& task, detail::Context* ctx) : task_(task), ctx_(ctx) {}
+  RunToEnd(const RunToEnd&) = delete;
+  RunToEnd& operator=(const RunToEnd&) = delete;
+  ~RunToEnd() {
+    if (runner_.frame) runner_.frame.destroy();
+  }
+
   bool await_ready() const noexcept { return false; }
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
+  bool await_suspend(std::coroutine_handle<> caller) {
     outer_ = detail::current_context();
-    task_.handle().promise().continuation = caller;
-    detail::set_current_context(ctx_);
-    return task_.handle();
+    handoff_.waiter = caller;
+    runner_ = run(task_);
+    runner_.frame.promise().handoff = &handoff_;
+    if (ctx_ != nullptr) detail::set_current_context(ctx_);
+    runner_.frame.resume();  // returns once the task ended or first suspended
+    // Ended already: go straight on, no resume chained onto this stack.
+    return handoff_.state.exchange(1, std::memory_order_acq_rel) != 2;
   }
   void await_resume() {
     detail::set_current_context(outer_);
-    task_.handle().promise().take();
+    if (handoff_.error) std::rethrow_exception(handoff_.error);
   }
 
  private:
+  static Runner run(Task<void>& task) { co_await task; }
+
   Task<void>& task_;
   detail::Context* ctx_;
   detail::Context* outer_ = nullptr;
+  Handoff handoff_;
+  Runner runner_;
 };
 
 // What a worker knows of one call for the parent's trace: its name, and its
@@ -267,7 +316,8 @@ Task<void> Server::slot_loop(Server* self, std::size_t slot) {
     NextCall::Taken next = co_await NextCall(*self, slot);
     if (next.eof) co_return;
     if (!next.frame) continue;
-    co_await self->serve(std::move(*next.frame), slot);
+    Task<void> served = self->serve(std::move(*next.frame), slot);
+    co_await RunToEnd(served, nullptr);
     // Runs of tiny calls give the others their turn now and then, which
     // costs them nothing measurable (a longer call yielded in serve()).
     if (++since_yield >= kYieldEvery) {
@@ -323,7 +373,7 @@ Task<void> Server::serve(std::string f, std::size_t slot) {
     Reader in(args);
     Writer out(reply);
     Task<void> task = fn->invoker(in, out);
-    co_await RunIn(task, &ctx);
+    co_await RunToEnd(task, &ctx);
   } catch (...) {
     reply.resize(kReplyFixed);
     bool by_parent = false;
