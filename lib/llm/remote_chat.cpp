@@ -116,8 +116,7 @@ Usage concur_decode(Reader& r, type_tag<Usage>) {
 }
 
 void concur_encode(Writer& w, const ChatResponse& a) {
-  const auto& [id, model, content, finish_reason, usage, attempts, time_to_first_token, deltas] =
-      a;
+  const auto& [id, model, content, finish_reason, usage, attempts, time_to_first_token, deltas] = a;
   w.put(id, model, content, finish_reason, usage, attempts, time_to_first_token, deltas);
 }
 ChatResponse concur_decode(Reader& r, type_tag<ChatResponse>) {
