@@ -33,12 +33,7 @@ using concur::testing::Interval;
 using concur::testing::most_at_once;
 using concur::testing::now_ns;
 
-Task<Interval> interval(std::chrono::milliseconds d) {
-  const long long start = now_ns();
-  co_await concur::sleep_for(d);
-  co_return Interval{start, now_ns()};
-}
-CONCUR_REGISTER(interval);
+using concur::testing::interval;
 
 int worker_pid() { return static_cast<int>(getpid()); }
 CONCUR_REGISTER(worker_pid);

@@ -49,13 +49,8 @@ int plain_square(int x) { return x * x; }
 CONCUR_REGISTER(plain_square);
 
 using concur::testing::Interval;
+using concur::testing::interval;
 using concur::testing::now_ns;
-Task<Interval> interval(std::chrono::milliseconds d) {
-  const long long start = now_ns();
-  co_await concur::sleep_for(d);
-  co_return Interval{start, now_ns()};
-}
-CONCUR_REGISTER(interval);
 
 Task<int> spin_until_cancelled(std::chrono::milliseconds max) {
   const auto end = std::chrono::steady_clock::now() + max;

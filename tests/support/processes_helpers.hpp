@@ -33,6 +33,14 @@ inline long long now_ns() {
       .count();
 }
 
+/// Sleeps `d` and returns when it ran: its start and end (a registered call).
+inline Task<Interval> interval(std::chrono::milliseconds d) {
+  const long long start = now_ns();
+  co_await sleep_for(d);
+  co_return Interval{start, now_ns()};
+}
+CONCUR_REGISTER(interval);
+
 /// The most intervals open at once.
 inline int most_at_once(const std::vector<Interval>& spans) {
   std::vector<std::pair<long long, int>> events;
