@@ -10,6 +10,7 @@ packages=(
   libboost1.81-dev libboost-fiber1.81-dev libboost-context1.81-dev libboost-json1.81-dev
   libcurl4-openssl-dev
   libgtest-dev libfmt-dev libcli11-dev libtomlplusplus-dev
+  openmpi-bin libopenmpi-dev libboost-mpi1.81-dev
 )
 
 missing=()

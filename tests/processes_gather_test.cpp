@@ -111,7 +111,7 @@ class RegisteredGatherSuite : public ::testing::TestWithParam<concur::testing::E
  protected:
   void SetUp() override {
     ex_ = concur::make_executor(GetParam().config());
-    if (GetParam().executor == "processes") {
+    if (out_of_process()) {
       // Worker processes start with the first call; let every one of them
       // start (one slow call each) so that timing checks see a warm pool.
       std::vector<decltype(concur::call(interval, 1ms))> warm(
@@ -121,8 +121,11 @@ class RegisteredGatherSuite : public ::testing::TestWithParam<concur::testing::E
   }
   // Runs one task at a time: the sequential reference, or one worker process.
   bool one_lane() const {
-    return GetParam().executor == "sequential" ||
-           (GetParam().executor == "processes" && ex_->lanes() == 1);
+    return GetParam().executor == "sequential" || (out_of_process() && ex_->lanes() == 1);
+  }
+  // Calls run in worker processes (processes, or cluster's ranks).
+  bool out_of_process() const {
+    return GetParam().executor == "processes" || GetParam().executor == "cluster";
   }
   std::unique_ptr<concur::Executor> ex_;
 };
@@ -328,7 +331,7 @@ TEST_P(RegisteredGatherSuite, AsCompletedDeliversInCompletionOrder) {
   }
   if (one_lane()) {
     EXPECT_EQ(order, (std::vector<std::size_t>{0, 1, 2}));
-  } else if (ex_->lanes() >= 3 || GetParam().executor != "processes") {
+  } else if (ex_->lanes() >= 3 || !out_of_process()) {
     EXPECT_EQ(order, (std::vector<std::size_t>{1, 2, 0}));
   } else {
     // Two worker processes: 0 and 1 start, 1 ends first, then 2 takes its place.
@@ -447,10 +450,17 @@ TEST_P(RegisteredGatherSuite, DestroyingItWhileAnotherThreadsCallRunsTerminatesW
       "destroyed while a blocking call on it was still running");
 }
 
+#ifdef CONCUR_CLUSTER_SUITE
+// Built as concur_cluster_gather_test, run by ctest under mpirun.
+INSTANTIATE_TEST_SUITE_P(
+    Cluster, RegisteredGatherSuite, ::testing::ValuesIn(concur::testing::cluster_executor_params()),
+    concur::testing::param_label<::testing::TestParamInfo<concur::testing::ExecutorParam>>);
+#else
 INSTANTIATE_TEST_SUITE_P(
     Executors, RegisteredGatherSuite,
     ::testing::ValuesIn(concur::testing::registered_call_executor_params()),
     concur::testing::param_label<::testing::TestParamInfo<concur::testing::ExecutorParam>>);
+#endif
 
 }  // namespace
 

@@ -241,8 +241,10 @@ class Executor {
 /// invalid setting (it runs config.validate()). Safe to call from several threads.
 std::unique_ptr<Executor> make_executor(const Config& config);
 
-/// The names make_executor accepts, sequential (the reference) first. Static
-/// data: safe from any thread.
+/// The executors this process can run, sequential (the reference) first:
+/// cluster only inside an MPI job of 2 ranks or more (after concur::init),
+/// though make_executor knows its name everywhere (and says how to launch
+/// it). Static data: safe from any thread.
 std::span<const std::string_view> executor_names();
 
 }  // namespace concur

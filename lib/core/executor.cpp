@@ -8,6 +8,7 @@
 #include "concur/detail/trace_hooks.hpp"
 #include "concur/errors.hpp"
 #include "concur/log.hpp"
+#include "executors/cluster.hpp"
 #include "executors/event_loop.hpp"
 #include "executors/fibers.hpp"
 #include "executors/processes.hpp"
@@ -25,19 +26,23 @@ struct Entry {
 };
 
 // Adding an executor: one line here (and its file under lib/executors/).
-constexpr std::array<Entry, 5> kExecutors{{
+constexpr std::array<Entry, 6> kExecutors{{
     {"sequential", &executors::make_sequential},
     {"event_loop", &executors::make_event_loop},
     {"thread_pool", &executors::make_thread_pool},
     {"fibers", &executors::make_fibers},
     {"processes", &executors::make_processes},
+    {"cluster", &executors::make_cluster},
 }};
 
+// The names of every executor, cluster last: outside an MPI job the list
+// stops before it (cluster cannot run there, so "all" must not pick it).
 constexpr auto kNames = [] {
   std::array<std::string_view, kExecutors.size()> names{};
   for (std::size_t i = 0; i < kExecutors.size(); ++i) names[i] = kExecutors[i].name;
   return names;
 }();
+static_assert(kNames.back() == "cluster");
 
 void print_stall(const StallReport& r) {
   const auto ms = [](std::chrono::nanoseconds d) {
@@ -57,7 +62,10 @@ void print_stall(const StallReport& r) {
 
 }  // namespace
 
-std::span<const std::string_view> executor_names() { return kNames; }
+std::span<const std::string_view> executor_names() {
+  return std::span(kNames).first(executors::cluster_available() ? kNames.size()
+                                                                : kNames.size() - 1);
+}
 
 std::unique_ptr<Executor> make_executor(const Config& config) {
   config.validate();

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSL-1.0
 #include "concur/init.hpp"
 
-#include "executors/processes/protocol.hpp"
+#include "core/launch_hook.hpp"
 
 namespace concur {
 
@@ -13,7 +13,7 @@ bool g_initialized = false;
 void init(int argc, char** argv) {
   if (argc > 0 && argv != nullptr && argv[0] != nullptr) g_program = argv[0];
   g_initialized = true;
-  executors::processes::serve_if_worker();  // a launched worker serves here, then exits
+  detail::serve_if_launched(argc, argv);  // a launched worker or rank serves here, then exits
 }
 
 const char* program_path() noexcept { return g_program; }

@@ -64,6 +64,13 @@ inline std::vector<ExecutorParam> registered_call_executor_params() {
   return params;
 }
 
+// The registered-call suite again on the ranks of an MPI job (ctest runs
+// it under `mpirun -np 3`): one call at a time per rank, and many.
+inline std::vector<ExecutorParam> cluster_executor_params() {
+  return {{"cluster", "cluster", {{"worker_concurrency", "1"}}},
+          {"cluster_x16", "cluster", {{"worker_concurrency", "16"}}}};
+}
+
 template <class Info>
 std::string param_label(const Info& i) {
   return i.param.label;

@@ -90,36 +90,23 @@ Pool::~Pool() {
     boost::system::error_code ec;
     w->sock.close(ec);
     // One that never said hello is not serving and will not notice: stop it.
-    if (w->state == Worker::State::starting) ::kill(w->pid, SIGKILL);
+    if (w->state == Worker::State::starting) kill_worker(*w);
   }
-  for (auto& w : workers_) {
-    boost::system::error_code ec;
-    for (int i = 0; i < 2000 && w->proc.running(ec) && !ec; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    if (!ec && w->proc.running(ec)) w->proc.terminate(ec);
-    (void)w->proc.detach();
-    // Forward what the worker wrote to stderr last (it has exited: no blocking).
-    const int fd = w->err.native_handle();
-    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-    for (;;) {
-      const ssize_t n = ::read(fd, w->err_buf.data(), w->err_buf.size());
-      if (n <= 0) break;
-      forward_stderr(*w, w->err_buf.data(), static_cast<std::size_t>(n), false);
-    }
-    forward_stderr(*w, nullptr, 0, true);
-  }
+  for (auto& w : workers_) finish_worker(*w, std::chrono::milliseconds(2000));
 }
 
 void Pool::respawn() {
   try {
-    auto w = launch_worker(io_, options_.executable, environment_);
+    std::vector<int> sites;
+    for (const auto& x : workers_) sites.push_back(x->site);
+    auto w = options_.launch ? options_.launch(io_, options_.executable, environment_, sites)
+                             : launch_worker(io_, options_.executable, environment_);
     workers_.push_back(w);
     watch(w);
   } catch (const std::exception& e) {
     broken_ = std::make_exception_ptr(
-        WorkerStartError(fmt::format("concur processes executor: cannot launch worker '{}': {}",
-                                     options_.executable, e.what())));
+        WorkerStartError(fmt::format("concur {} executor: cannot launch worker '{}': {}",
+                                     options_.executor_name, options_.executable, e.what())));
     fail_queued(broken_);
   }
 }
@@ -136,7 +123,7 @@ void Pool::watch(const std::shared_ptr<Worker>& w) {
     ::ioctl(late->replies.native_handle(), FIONREAD, &waiting);
     if (waiting > 0) return;  // its hello is waiting to be read
     late->start_timed_out = true;
-    ::kill(late->pid, SIGKILL);
+    kill_worker(*late);
     on_gone(*late);
   });
 }
@@ -157,7 +144,7 @@ void Pool::read_replies(const std::shared_ptr<Worker>& w) {
           if (size > kMaxFrame) {
             log_line(
                 fmt::format("concur: corrupt reply stream from worker {}; killing it", w->pid));
-            ::kill(w->pid, SIGKILL);
+            kill_worker(*w);
             on_gone(*w);
             return;
           }
@@ -193,6 +180,9 @@ void Pool::read_stderr(const std::shared_ptr<Worker>& w) {
 void Pool::on_frame(Worker& w, const char* frame, std::size_t size) {
   const auto kind = static_cast<Kind>(frame[4]);
   if (kind == Kind::hello) {
+    // A rank's worker is known by the pid it reports (ours we launched).
+    if (w.remote && size >= kHeader + 4)
+      w.pid = static_cast<int>(load<std::uint32_t>(frame + kHeader));
     w.state = Worker::State::ready;
     w.hello_timer.cancel();
   } else if (kind == Kind::reply && size >= kReplyFixed) {
@@ -221,7 +211,7 @@ void Pool::on_reply(Worker& w, const char* frame, std::size_t size) {
                                [id](const Worker::Slot& s) { return s.id == id; });
   if (it == w.inflight.end()) {
     log_line(fmt::format("concur: worker {} answered a call it was not given; killing it", w.pid));
-    ::kill(w.pid, SIGKILL);
+    kill_worker(w);
     on_gone(w);
     return;
   }
@@ -275,7 +265,7 @@ void Pool::on_reply(Worker& w, const char* frame, std::size_t size) {
                          trace::Clock::time_point(std::chrono::nanoseconds(e)));
     }
     trace::record_task(
-        p->req->name, "processes", w.pid, start,
+        p->req->name, options_.executor_name, w.pid, start,
         start + std::chrono::duration_cast<trace::Clock::duration>(std::chrono::nanoseconds(ns)),
         status != Status::ok, waits);
   }
@@ -309,7 +299,7 @@ void Pool::on_reply(Worker& w, const char* frame, std::size_t size) {
 void Pool::kill(Worker& w, int kind, std::uint64_t cause) {
   w.killed = static_cast<Worker::Kill>(kind);
   w.kill_cause = cause;
-  ::kill(w.pid, SIGKILL);
+  kill_worker(w);
   on_gone(w);
 }
 
@@ -377,7 +367,7 @@ void Pool::start_starting_failed(Worker& w, int status) {
     if (x->state == Worker::State::starting) starters.push_back(x);
   }
   for (const auto& x : starters) {
-    ::kill(x->pid, SIGKILL);
+    kill_worker(*x);
     on_gone(*x);
   }
 }

@@ -47,6 +47,7 @@ struct Pending {
 };
 
 struct PoolOptions {
+  std::string executor_name = "processes";  // for traces and messages
   int workers = 1;
   std::size_t concurrency = 1;  // calls one worker runs at once
   std::string executable;       // empty: this program
@@ -55,6 +56,13 @@ struct PoolOptions {
   /// A worker's stall report: the call, how long it held its thread, and
   /// whether it still holds it (a report while the stall lasts).
   std::function<void(std::string_view task, std::chrono::nanoseconds held, bool ongoing)> on_stall;
+  /// Launches one worker; empty: a child process of ours (launch_worker).
+  /// `sites` are the Worker::site of the workers alive now, so a launcher
+  /// with several places to run one (cluster ranks) picks a free one.
+  std::function<std::shared_ptr<Worker>(boost::asio::io_context& io, const std::string& executable,
+                                        const std::vector<std::string>& environment,
+                                        const std::vector<int>& sites)>
+      launch;
 };
 
 class Pool {

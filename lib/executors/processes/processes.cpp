@@ -39,12 +39,13 @@ using detail::tl_router_driver;
 
 class Processes final : public Executor, private LoopDriver {
  public:
-  Processes(Config c, int workers)
+  Processes(Config c, const Family& family)
       : Executor(std::move(c)),
-        workers_(workers),
-        pool_(engine().context(), pool_options(config(), workers, this)) {}
+        name_(family.name),
+        workers_(family.workers),
+        pool_(engine().context(), pool_options(config(), family, this)) {}
   ~Processes() override { check_destroy_allowed(); }
-  std::string_view name() const override { return "processes"; }
+  std::string_view name() const override { return name_; }
   // Processes times the calls each runs at once: as many calls run together.
   int lanes() const override {
     return static_cast<int>(
@@ -55,9 +56,11 @@ class Processes final : public Executor, private LoopDriver {
   std::chrono::milliseconds grace() const noexcept { return config().cancel_grace; }
 
  private:
-  static PoolOptions pool_options(const Config& c, int workers, Processes* self) {
+  static PoolOptions pool_options(const Config& c, const Family& family, Processes* self) {
     PoolOptions o;
-    o.workers = workers;
+    o.executor_name = family.name;
+    o.launch = family.launch;
+    o.workers = family.workers;
     o.concurrency = WorkerSettings::concurrency_of(c);
     o.executable = c.worker_executable;
     o.max_tasks_per_child = c.max_tasks_per_child;
@@ -89,6 +92,7 @@ class Processes final : public Executor, private LoopDriver {
   // here blocks the loop thread.
   io::Engine* io_engine() noexcept override { return nullptr; }
 
+  const std::string name_;
   const int workers_;
   Pool pool_;  // after LoopDriver's engine: the pool's sockets live on its io_context
 };
@@ -121,10 +125,16 @@ class ParkOn {
 }  // namespace
 
 std::unique_ptr<Executor> make(const Config& c) {
-  const int workers = c.workers > 0
-                          ? c.workers
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  return std::make_unique<Processes>(c, workers);
+  Family family;
+  family.name = "processes";
+  family.workers = c.workers > 0
+                       ? c.workers
+                       : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  return make_family(c, family);
+}
+
+std::unique_ptr<Executor> make_family(const Config& c, const Family& family) {
+  return std::make_unique<Processes>(c, family);
 }
 
 Task<void> invoke(detail::RemoteRequest& req) {

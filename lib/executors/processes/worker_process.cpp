@@ -136,16 +136,18 @@ void forward_stderr(Worker& w, const char* data, std::size_t n, bool final) {
   w.err_line.append(data == nullptr ? "" : data, n);
   std::string out;
   std::size_t start = 0;
+  const std::string prefix = w.remote ? fmt::format("[worker {} on {}] ", w.pid, w.remote->where())
+                                      : fmt::format("[worker {}] ", w.pid);
   for (;;) {
     const std::size_t nl = w.err_line.find('\n', start);
     if (nl == std::string::npos) break;
-    out += fmt::format("[worker {}] ", w.pid);
+    out += prefix;
     out.append(w.err_line, start, nl + 1 - start);
     start = nl + 1;
   }
   w.err_line.erase(0, start);
   if (final && !w.err_line.empty()) {
-    out += fmt::format("[worker {}] {}\n", w.pid, w.err_line);
+    out += prefix + w.err_line + "\n";
     w.err_line.clear();
   }
   const char* p = out.data();
@@ -158,7 +160,16 @@ void forward_stderr(Worker& w, const char* data, std::size_t n, bool final) {
   }
 }
 
+void kill_worker(Worker& w) noexcept {
+  if (w.remote) {
+    w.remote->kill();
+  } else if (w.pid > 0) {
+    ::kill(w.pid, SIGKILL);
+  }
+}
+
 int reap(Worker& w) {
+  if (w.remote) return w.remote->status();
   // Its pipes close as it exits, so this is normally immediate.
   bp::error_code ec;
   int status = -1;
@@ -179,9 +190,30 @@ int reap(Worker& w) {
   return status;
 }
 
+void finish_worker(Worker& w, std::chrono::milliseconds limit) {
+  if (!w.remote) {
+    bp::error_code ec;
+    for (auto i = limit.count(); i > 0 && w.proc.running(ec) && !ec; --i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (!ec && w.proc.running(ec)) w.proc.terminate(ec);
+    (void)w.proc.detach();
+  }
+  // Forward what the worker wrote to stderr last (a local one has exited,
+  // a remote one's rank writes what it has: no blocking either way).
+  const int fd = w.err.native_handle();
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  for (;;) {
+    const ssize_t n = ::read(fd, w.err_buf.data(), w.err_buf.size());
+    if (n <= 0) break;
+    forward_stderr(w, w.err_buf.data(), static_cast<std::size_t>(n), false);
+  }
+  forward_stderr(w, nullptr, 0, true);
+}
+
 Farewell read_last_words(Worker& w) {
-  Farewell f;
-  if (w.last_words_fd < 0) return f;
+  if (w.remote) return parse_last_words(w.remote->last_words());
+  if (w.last_words_fd < 0) return {};
   ::fcntl(w.last_words_fd, F_SETFL, ::fcntl(w.last_words_fd, F_GETFL) | O_NONBLOCK);
   std::string bytes;
   char buf[4096];
@@ -190,6 +222,11 @@ Farewell read_last_words(Worker& w) {
     if (n <= 0) break;
     bytes.append(buf, static_cast<std::size_t>(n));
   }
+  return parse_last_words(bytes);
+}
+
+Farewell parse_last_words(std::string_view bytes) {
+  Farewell f;
   if (bytes.size() < sizeof(LastWords)) return f;
   LastWords words;
   std::memcpy(&words, bytes.data(), sizeof words);

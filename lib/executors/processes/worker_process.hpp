@@ -16,6 +16,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 // clang-format off
@@ -29,6 +30,21 @@
 namespace concur::executors::processes {
 
 struct Pending;
+
+/// A worker that a cluster rank runs for us (executors/cluster): the parent
+/// cannot signal or wait for it, so it asks the rank through this.
+class RemoteHost {
+ public:
+  virtual ~RemoteHost() = default;
+  /// Asks the rank to kill the worker now (SIGKILL); its replies then end.
+  virtual void kill() noexcept = 0;
+  /// The worker's wait status as its rank reported it, or -1 if not (yet) known.
+  virtual int status() noexcept = 0;
+  /// The bytes the worker left on its last-words pipe, as its rank read them.
+  virtual std::string last_words() = 0;
+  /// "rank 2 (host node7)": where it runs, for messages.
+  virtual std::string where() const = 0;
+};
 
 struct Worker {
   explicit Worker(boost::asio::io_context& io)
@@ -47,7 +63,9 @@ struct Worker {
   boost::asio::local::stream_protocol::socket sock;  // requests (the worker's stdin)
   boost::asio::readable_pipe replies;                // hello and replies (the worker's fd 3)
   boost::asio::readable_pipe err;
-  int last_words_fd = -1;  // the worker's fd 4, read once it is gone
+  int last_words_fd = -1;              // the worker's fd 4, read once it is gone
+  std::unique_ptr<RemoteHost> remote;  // set for a worker run by a cluster rank
+  int site = 0;                        // which of the launcher's places runs it
   boost::asio::steady_timer hello_timer;
   State state = State::starting;
   bool start_timed_out = false;
@@ -82,8 +100,15 @@ std::shared_ptr<Worker> launch_worker(boost::asio::io_context& io, const std::st
 /// "[worker PID] "; `final` flushes a last line without its newline.
 void forward_stderr(Worker& w, const char* data, std::size_t n, bool final);
 
+/// Kills the worker at once (SIGKILL, or through its rank).
+void kill_worker(Worker& w) noexcept;
+
 /// Waits (briefly) for a gone worker and returns its wait status, or -1.
 int reap(Worker& w);
+
+/// After its socket closed at shutdown: waits up to `limit` for a local
+/// worker to exit, then terminates it; forwards the last of its stderr.
+void finish_worker(Worker& w, std::chrono::milliseconds limit);
 
 /// "was killed by signal 11 (SIGSEGV: Segmentation fault)" and the like.
 std::string describe_status(int status);
@@ -97,6 +122,8 @@ struct Farewell {
   std::vector<std::uint64_t> started;
 };
 Farewell read_last_words(Worker& w);
+/// Parses last-words bytes (a LastWords header and the started ids).
+Farewell parse_last_words(std::string_view bytes);
 
 /// This program, for launching copies of it.
 std::string this_executable();
