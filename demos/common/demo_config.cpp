@@ -8,12 +8,12 @@ namespace concur::demo {
 DemoConfig::DemoConfig(CLI::App& app, std::string default_executors)
     : default_executors_(std::move(default_executors)) {
   std::string names = "all";
-  for (auto n : executor_names()) names += "|" + std::string(n);
-  executor_option_ =
-      app.add_option("-e,--executor", executors_,
-                     "executor(s) to run, comma-separated: " + names +
-                         " (default: $CONCUR_EXECUTOR, else the config file's executor, else " +
-                         default_executors_ + ")");
+  for (auto n : known_executor_names()) names += "|" + std::string(n);
+  executor_option_ = app.add_option(
+      "-e,--executor", executors_,
+      "executor(s) to run, comma-separated: " + names +
+          " (default: $CONCUR_EXECUTOR, else the config file's executor, else " +
+          default_executors_ + "; all = every one that can run here: cluster only under mpirun)");
   app.add_option("--config", file_, "TOML configuration file (else $CONCUR_CONFIG)");
   for (const ConfigKey& k : Config::keys()) {
     if (k.name == "executor") continue;

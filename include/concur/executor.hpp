@@ -246,5 +246,8 @@ std::unique_ptr<Executor> make_executor(const Config& config);
 /// though make_executor knows its name everywhere (and says how to launch
 /// it). Static data: safe from any thread.
 std::span<const std::string_view> executor_names();
+/// Every executor name make_executor knows, those that cannot run in this
+/// process (cluster outside an MPI job) included.
+std::span<const std::string_view> known_executor_names();
 
 }  // namespace concur

@@ -43,15 +43,15 @@ constexpr std::array<ConfigKey, 13> kKeys{{
     {"stack_kb", "CONCUR_STACK_KB", "KiB from 16 to 1048576", "64",
      "stack size of one fiber (fibers executor)"},
     {"worker_executable", "CONCUR_WORKER_EXECUTABLE", "a path to a program that calls concur::init",
-     "this program", "program launched as a worker process (processes executor)"},
+     "this program", "program launched as a worker process (processes, cluster)"},
     {"max_tasks_per_child", "CONCUR_MAX_TASKS_PER_CHILD", "an integer from 0 (never) to 1000000000",
-     "0", "replace a worker process after this many calls (processes executor)"},
+     "0", "replace a worker process after this many calls (processes, cluster)"},
     {"cancel_grace_ms", "CONCUR_CANCEL_GRACE_MS", "milliseconds from 1 to 3600000", "1000",
      "time a cancelled call gets to stop in its worker before the worker is killed"},
     {"worker_concurrency", "CONCUR_WORKER_CONCURRENCY", "an integer from 1 to 100000", "1024",
-     "calls one worker process runs at once, their waits overlapping (processes executor)"},
+     "calls one worker process runs at once, their waits overlapping (processes, cluster)"},
     {"worker_executor", "CONCUR_WORKER_EXECUTOR", "event_loop, fibers, thread_pool or sequential",
-     "event_loop", "the executor that runs a worker process's calls (processes executor)"},
+     "event_loop", "the executor that runs a worker process's calls (processes, cluster)"},
 }};
 
 // The executors that can run a worker's calls: in-process ones only.
@@ -60,7 +60,7 @@ constexpr std::array<std::string_view, 4> kWorkerExecutors{"event_loop", "fibers
 
 std::string accepted_executors() {
   std::string out;
-  for (std::string_view n : executor_names()) {
+  for (std::string_view n : known_executor_names()) {
     if (!out.empty()) out += ", ";
     out += n;
   }
@@ -113,7 +113,7 @@ void Config::set(std::string_view key, std::string_view value, std::string_view 
                                   messages::kUnknownKey, key, source, accepted_keys()));
   }
   if (key == "executor") {
-    auto names = executor_names();
+    auto names = known_executor_names();
     if (std::find(names.begin(), names.end(), value) == names.end()) {
       throw ConfigError(fmt::format(
           "concur config: {} \"{}\" for key 'executor' (from {}): accepted values are {}",

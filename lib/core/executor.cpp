@@ -62,6 +62,8 @@ void print_stall(const StallReport& r) {
 
 }  // namespace
 
+std::span<const std::string_view> known_executor_names() { return kNames; }
+
 std::span<const std::string_view> executor_names() {
   return std::span(kNames).first(executors::cluster_available() ? kNames.size()
                                                                 : kNames.size() - 1);
