@@ -11,6 +11,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
+
+#include <unistd.h>
 
 #include "executors/cluster/bridge.hpp"
 #include "executors/cluster/relay.hpp"
@@ -28,8 +31,16 @@ mpi::communicator* g_world = nullptr;
 std::vector<std::string> g_hosts;
 bool g_ended = false;
 
+// Set by a rank once MPI is up, to its pid: a program that a rank starts
+// inherits mpirun's variables but is no rank, and must not start MPI.
+constexpr const char* kRankVariable = "CONCUR_INTERNAL_MPI_RANK_PID";
+
 bool launched_by_mpirun() {
-  return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr || std::getenv("PMIX_RANK") != nullptr;
+  if (std::getenv("OMPI_COMM_WORLD_SIZE") == nullptr && std::getenv("PMIX_RANK") == nullptr) {
+    return false;
+  }
+  const char* rank_pid = std::getenv(kRankVariable);
+  return rank_pid == nullptr || std::atoi(rank_pid) == static_cast<int>(getpid());
 }
 }  // namespace
 
@@ -52,6 +63,7 @@ void serve_if_rank(int argc, char** argv) {
       MPI_Abort(MPI_COMM_WORLD, 70);
     }
     g_world = new mpi::communicator();
+    ::setenv(kRankVariable, std::to_string(getpid()).c_str(), 1);
     mpi::all_gather(*g_world, mpi::environment::processor_name(), g_hosts);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "concur cluster: cannot start MPI: %s\n", e.what());
