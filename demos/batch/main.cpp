@@ -148,11 +148,6 @@ int main(int argc, char** argv) {
     if (executors.size() != 1)
       throw concur::ConfigError("concur-batch runs on one executor: give --executor NAME");
     const std::string& executor = executors.front();
-    if (executor == "cluster") {
-      throw concur::ConfigError(
-          "concur-batch: --executor cluster is not supported yet; use processes, event_loop, "
-          "fibers, thread_pool or sequential");
-    }
     const concur::Config config = demo_config.config_for(executor);
     ro.format = batch::parse_format(format);
     ro.fsync = batch::parse_fsync(fsync);

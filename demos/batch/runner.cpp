@@ -219,7 +219,7 @@ Task<void> Runner::perform(Request req) {
   record(out, usage);
 }
 
-// processes: the parent hands out waves of registered calls (remote.hpp),
+// processes and cluster: the parent hands out waves of registered calls (remote.hpp),
 // each with its paced start time, at most the concurrency limit in flight,
 // and judges each reply as it comes back; retries go into the next wave.
 Task<void> run_waves(Runner* r) {
@@ -328,7 +328,8 @@ Summary Runner::run(Executor& ex, std::function<void(std::size_t, std::size_t)> 
   const std::size_t cap =
       opts_.control.fixed_limit > 0 ? opts_.control.fixed_limit : opts_.control.max_limit;
   const auto t0 = std::chrono::steady_clock::now();
-  if (ex.name() == "processes") {
+  // Calls that run in worker processes (here or on MPI ranks) go in waves.
+  if (ex.name() == "processes" || ex.name() == "cluster") {
     ex.run(run_waves(this));
   } else {
     ex.run(run_chunks(this, cap));
