@@ -197,10 +197,12 @@ TEST(Cluster, IdleRanksDoNotSpin) {
   std::size_t i = 0;
   for (int pid : relays) {
     const double used = cpu_seconds(pid) - before[i++];
+    std::printf("relay %d: %.3f s of CPU over 2 s idle\n", pid, used);
     // A blocking MPI wait would use most of a core (about 1.4 s here).
     EXPECT_LT(used, 0.2) << "relay " << pid << " used " << used << " s of CPU idling 2 s";
   }
   const double self_used = cpu_seconds(getpid()) - self_before;
+  std::printf("rank 0: %.3f s of CPU over 2 s idle\n", self_used);
   EXPECT_LT(self_used, 0.2) << "rank 0 used " << self_used << " s of CPU idling 2 s";
 }
 
