@@ -14,8 +14,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "concur/detail/route.hpp"
-#include "concur/registry.hpp"
+#include "concur/detail/call_router.hpp"
+#include "concur/detail/function_key.hpp"
 #include "concur/task.hpp"
 
 namespace concur {
@@ -54,8 +54,10 @@ class Call {
   /// function throws while running becomes the task's failure; a coroutine
   /// `fn` that throws while copying its parameters throws here.
   Task<value_type> operator()() const {
-    // Under the processes executor the call runs in a worker process.
-    if (detail::routing_active()) return detail::route_call<value_type>(fn_, args_);
+    // A driver whose calls leave the process (processes, cluster) sends it.
+    if (detail::CallRouter* router = detail::current_router()) {
+      return detail::route_call<value_type>(*router, fn_, args_);
+    }
     if constexpr (is_task_v<raw_result>) {
       return std::apply(fn_, args_);
     } else {

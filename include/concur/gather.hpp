@@ -243,7 +243,7 @@ auto gather_range(V view, GatherOptions options, CompletionHook<range_value_t<V>
                                std::conditional_t<std::is_void_v<range_value_t<V>>, void,
                                                   std::vector<unit_if_void_t<range_value_t<V>>>>>> {
   using T = range_value_t<V>;
-  detail::check_routable(view);  // processes: every call registered, before any runs
+  detail::vet_calls(view);  // a driver that sends calls elsewhere vets them all first
   const std::size_t n = std::ranges::size(view);
   Slots<T> slots(n);
   Batch batch(n, options, Mode);
@@ -267,7 +267,7 @@ auto gather_tuple(GatherOptions options, Cs... calls) -> Task<
     std::conditional_t<Mode == GatherMode::settled, std::tuple<Result<factory_value_t<Cs>>...>,
                        std::tuple<unit_if_void_t<factory_value_t<Cs>>...>>> {
   std::tuple<Cs...> call_tuple(std::move(calls)...);
-  detail::check_routable(call_tuple);  // processes: every call registered, before any runs
+  detail::vet_calls(call_tuple);  // a driver that sends calls elsewhere vets them all first
   typename TupleChildren<Cs...>::Slots slots;
   Batch batch(sizeof...(Cs), options, Mode);
   TupleChildren<Cs...> children(call_tuple, slots);

@@ -99,7 +99,7 @@ class RaceChildren final : public ChildFactory {
 template <class V>
 Task<Completed<range_value_t<V>>> race_range(V view, GatherOptions options, bool any_outcome) {
   using T = range_value_t<V>;
-  detail::check_routable(view);
+  detail::vet_calls(view);
   const std::size_t n = std::ranges::size(view);
   if (n == 0) throw UsageError(std::string(messages::kEmptyRace));
   Batch batch(n, options, GatherMode::settled);

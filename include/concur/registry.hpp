@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -24,6 +25,7 @@
 #include <utility>
 
 #include "concur/codec.hpp"
+#include "concur/detail/function_key.hpp"
 #include "concur/errors.hpp"
 #include "concur/task.hpp"
 
@@ -48,29 +50,38 @@ namespace detail {
 /// `args`, runs it, encodes its result into `result`.
 using Invoker = Task<void> (*)(Reader& args, Writer& result);
 
+/// In the parent: encodes a call's arguments, `params` pointing to a
+/// std::tuple of the function's decayed parameter types.
+using ArgsEncoder = void (*)(const void* params, Writer& out);
+/// In the parent: decodes a reply into `out`, a std::optional of the
+/// function's value type (nothing for void).
+using ResultDecoder = void (*)(Reader& in, void* out);
+
+/// How a registered function crosses a process boundary; all null when a
+/// parameter or the result has no codec.
+struct Crossing {
+  Invoker invoker = nullptr;
+  ArgsEncoder encode_args = nullptr;
+  ResultDecoder decode_result = nullptr;
+};
+
 /// What the registry knows about one function.
 struct RegisteredFunction {
   std::string name;
-  Invoker invoker = nullptr;    // null when a parameter or the result has no codec
+  Invoker invoker = nullptr;  // null when a parameter or the result has no codec
+  ArgsEncoder encode_args = nullptr;
+  ResultDecoder decode_result = nullptr;
   std::uint64_t signature = 0;  // hash of the function's type, checked across processes
   bool ambiguous = false;       // two different functions share this name
 };
 
 /// Records `name` for the function at `address`. Returns true (for static init).
-bool register_function(std::string_view name, const void* address, Invoker invoker = nullptr,
+bool register_function(std::string_view name, const void* address, Crossing crossing = {},
                        std::uint64_t signature = 0);
-/// The registered name of the function at `address`, or empty.
-std::string_view registered_name(const void* address) noexcept;
 /// The registration of the function at `address`, or null.
 const RegisteredFunction* find_function(const void* address) noexcept;
 /// The registration under `name`, or null.
 const RegisteredFunction* find_function(std::string_view name) noexcept;
-
-template <class F>
-const void* function_address(F* fn) noexcept {
-  // Function pointers are converted to an opaque key only to look up names.
-  return reinterpret_cast<const void*>(fn);
-}
 
 /// A stable hash of a type's mangled name (same program, same value).
 std::uint64_t hash_type_name(const char* mangled) noexcept;
@@ -123,13 +134,25 @@ Task<void> invoke_registered(Reader& in, Writer& out) {
   }
 }
 
-/// The invoker of `Fn`, or null if its types cannot cross a process boundary.
+template <class Params>
+void encode_params(const void* params, Writer& out) {
+  std::apply([&](const auto&... p) { (out.put(p), ...); }, *static_cast<const Params*>(params));
+}
+
+template <class V>
+void decode_value(Reader& in, void* out) {
+  if constexpr (!std::is_void_v<V>) static_cast<std::optional<V>*>(out)->emplace(in.get<V>());
+}
+
+/// How `Fn` crosses a process boundary, or nothing if its types cannot.
 template <auto Fn>
-Invoker invoker_for() noexcept {
-  if constexpr (function_traits<decltype(Fn)>::encodable) {
-    return &invoke_registered<Fn>;
+Crossing crossing_for() noexcept {
+  using Traits = function_traits<decltype(Fn)>;
+  if constexpr (Traits::encodable) {
+    return {&invoke_registered<Fn>, &encode_params<typename Traits::params>,
+            &decode_value<typename Traits::value_type>};
   } else {
-    return nullptr;
+    return {};
   }
 }
 
@@ -155,7 +178,7 @@ std::exception_ptr make_error(const std::string& message) {
 #define CONCUR_REGISTER(fn)                                                             \
   [[maybe_unused]] static const bool CONCUR_DETAIL_CAT(concur_registered_, __LINE__) =  \
       ::concur::detail::register_function(#fn, ::concur::detail::function_address(&fn), \
-                                          ::concur::detail::invoker_for<&fn>(),         \
+                                          ::concur::detail::crossing_for<&fn>(),        \
                                           ::concur::detail::signature_of<decltype(&fn)>())
 
 /// Lets exception type `E` (constructible from std::string) cross from a

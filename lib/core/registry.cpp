@@ -107,7 +107,7 @@ const bool kBuiltinErrors = [] {
 }();
 }  // namespace
 
-bool register_function(std::string_view name, const void* address, Invoker invoker,
+bool register_function(std::string_view name, const void* address, Crossing crossing,
                        std::uint64_t signature) {
   Registry& r = registry();
   std::unique_lock lock(r.mutex);
@@ -115,7 +115,9 @@ bool register_function(std::string_view name, const void* address, Invoker invok
   RegisteredFunction& f = it->second;
   if (fresh) {
     f.name = std::string(name);
-    f.invoker = invoker;
+    f.invoker = crossing.invoker;
+    f.encode_args = crossing.encode_args;
+    f.decode_result = crossing.decode_result;
     f.signature = signature;
   } else {
     // The same function registered twice (a header included twice) is fine;

@@ -21,6 +21,8 @@ class Engine;
 
 namespace concur::detail {
 
+class CallRouter;
+
 class Driver {
  public:
   virtual ~Driver() = default;
@@ -54,6 +56,10 @@ class Driver {
   /// when a wait blocks the thread (sequential, thread_pool, worker
   /// processes). I/O waits such as concur::http pick how to wait from it.
   virtual io::Engine* io_engine() noexcept { return nullptr; }
+
+  /// The hook through which calls leave the process (detail/call_router.hpp):
+  /// null for a driver that runs its calls here (all but processes, cluster).
+  virtual CallRouter* call_router() noexcept { return nullptr; }
 };
 
 /// Parks the current coroutine `h` on `w` through the current driver.

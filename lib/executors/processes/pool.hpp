@@ -27,16 +27,23 @@
 #include <vector>
 
 #include "concur/detail/context.hpp"
-#include "concur/detail/route.hpp"
 
 namespace concur::executors::processes {
 
 struct Worker;
 
+/// One routed call's bytes: its request frame (protocol header + encoded
+/// arguments, built by the router) and, once it succeeded, its encoded result.
+struct RemoteRequest {
+  std::string_view name;  // the registered name (the registry's string)
+  std::string frame;
+  std::string reply;
+};
+
 /// One routed call, from submit() to its outcome. Lives in its task's frame.
 struct Pending {
   enum State : std::uint8_t { queued, sent, done };
-  detail::RemoteRequest* req = nullptr;
+  RemoteRequest* req = nullptr;
   std::uint64_t id = 0;
   State state = queued;
   bool cancel_sent = false;

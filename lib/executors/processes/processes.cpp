@@ -22,6 +22,7 @@
 #include "concur/detail/driver.hpp"
 #include "concur/detail/trace_hooks.hpp"
 #include "concur/processes.hpp"
+#include "concur/registry.hpp"
 #include "executors/loop_driver.hpp"
 #include "executors/processes/pool.hpp"
 #include "executors/processes/protocol.hpp"
@@ -33,11 +34,17 @@ namespace concur {
 namespace executors::processes {
 namespace {
 
-class Processes;
-thread_local Processes* tl_router = nullptr;
-using detail::tl_router_driver;
+using detail::find_function;
+using detail::RegisteredFunction;
 
-class Processes final : public Executor, private LoopDriver {
+class Processes;
+Task<void> send_and_wait(Processes& ex, RemoteRequest& req);
+std::string routing_problem(const RegisteredFunction* f, std::string_view what);
+void begin_call_frame(RemoteRequest& req, std::string_view name, std::uint64_t signature);
+
+// The parent's driver is the call router too: while it runs a batch, every
+// concur::call made on its thread is sent to a worker (detail/call_router.hpp).
+class Processes final : public Executor, private LoopDriver, private detail::CallRouter {
  public:
   Processes(Config c, const Family& family)
       : Executor(std::move(c)),
@@ -74,18 +81,30 @@ class Processes final : public Executor, private LoopDriver {
 
   void run_root(std::coroutine_handle<> root, detail::Context& ctx) override {
     detail::ScopedCurrent scope(this, &ctx);
-    struct Route {
-      Processes* outer;
-      detail::Driver* outer_driver;
-      explicit Route(Processes* self)
-          : outer(std::exchange(tl_router, self)),
-            outer_driver(std::exchange(tl_router_driver, static_cast<detail::Driver*>(self))) {}
-      ~Route() {
-        tl_router = outer;
-        tl_router_driver = outer_driver;
-      }
-    } route(this);
     run_loop(root, ctx, [this] { pool_.flush(); });
+  }
+
+  // Calls are routed only while this driver is current: another executor
+  // run from inside a parent task keeps its calls local.
+  detail::CallRouter* call_router() noexcept override { return this; }
+
+  std::string problem(const void* fn, std::string_view what) const override {
+    return routing_problem(fn != nullptr ? find_function(fn) : nullptr, what);
+  }
+
+  Task<void> invoke(const void* fn, const void* args, void* out) override {
+    const RegisteredFunction* f = find_function(fn);
+    if (std::string why = routing_problem(f, ""); !why.empty()) throw UsageError(why);
+    RemoteRequest req;
+    begin_call_frame(req, f->name, f->signature);
+    Writer w(req.frame);
+    // Encoded as the function's own parameter types, which the worker decodes.
+    f->encode_args(args, w);
+    co_await send_and_wait(*this, req);
+    if (out != nullptr) {
+      Reader r(req.reply);
+      f->decode_result(r, out);
+    }
   }
 
   // The parent's own tasks only gather and route calls; an I/O wait made
@@ -137,11 +156,10 @@ std::unique_ptr<Executor> make_family(const Config& c, const Family& family) {
   return std::make_unique<Processes>(c, family);
 }
 
-Task<void> invoke(detail::RemoteRequest& req) {
-  Processes* ex = tl_router;
-  if (ex == nullptr) {
-    throw UsageError("concur: a routed call ran outside the processes executor's thread");
-  }
+namespace {
+
+Task<void> send_and_wait(Processes& executor, RemoteRequest& req) {
+  Processes* ex = &executor;
   detail::Context* ctx = detail::current_context();
   if (ctx->stop_requested()) std::rethrow_exception(ctx->stop_exception());
   Pending p;
@@ -174,20 +192,7 @@ Task<void> invoke(detail::RemoteRequest& req) {
   if (p.error) std::rethrow_exception(p.error);
 }
 
-}  // namespace executors::processes
-
-namespace executors {
-std::unique_ptr<Executor> make_processes(const Config& c) { return processes::make(c); }
-}  // namespace executors
-
-namespace detail {
-
-// The router's driver: calls are routed only while it is the current driver,
-// so another executor run from inside a parent task keeps its calls local.
-constinit thread_local Driver* tl_router_driver = nullptr;
-
 void begin_call_frame(RemoteRequest& req, std::string_view name, std::uint64_t signature) {
-  using namespace executors::processes;
   if (name.size() > 0xFFFF) throw UsageError("concur: registered name too long");
   req.name = name;
   req.frame.reserve(kCallNameAt + 2 + name.size() + 32);
@@ -199,8 +204,6 @@ void begin_call_frame(RemoteRequest& req, std::string_view name, std::uint64_t s
   append<std::uint16_t>(req.frame, static_cast<std::uint16_t>(name.size()));
   req.frame.append(name);
 }
-
-Task<void> remote_invoke(RemoteRequest& req) { return executors::processes::invoke(req); }
 
 std::string routing_problem(const RegisteredFunction* f, std::string_view what) {
   const auto prefix = fmt::format("concur processes executor {}", messages::kNotRegistered);
@@ -231,5 +234,11 @@ std::string routing_problem(const RegisteredFunction* f, std::string_view what) 
   return {};
 }
 
-}  // namespace detail
+}  // namespace
+}  // namespace executors::processes
+
+namespace executors {
+std::unique_ptr<Executor> make_processes(const Config& c) { return processes::make(c); }
+}  // namespace executors
+
 }  // namespace concur
