@@ -235,27 +235,24 @@ void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
 
   // Legend, right-aligned on the subtitle line.
   {
+    struct Key {
+      std::string_view paint, label;
+      double width;  // to the next key
+    };
+    constexpr Key keys[] = {{R"(class="run")", "running", 82},
+                            {R"(class="wait")", "waiting", 80},
+                            {R"(fill="#c0392b")", "failed", 72},
+                            {R"(class="stall")", "stall", 0}};
     double lx = width - right - 330;
     const double ly = 56;
-    out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="18" height="11" class="run"/>)", lx,
-                       ly)
-        << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">running</text>)", lx + 23,
-                       ly + 10);
-    lx += 82;
-    out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="18" height="11" class="wait"/>)", lx,
-                       ly)
-        << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">waiting</text>)", lx + 23,
-                       ly + 10);
-    lx += 80;
-    out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="18" height="11" fill="#c0392b"/>)", lx,
-                       ly)
-        << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">failed</text>)", lx + 23,
-                       ly + 10);
-    lx += 72;
-    out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="18" height="11" class="stall"/>)", lx,
-                       ly)
-        << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">stall</text>)", lx + 23, ly + 10)
-        << '\n';
+    for (const Key& k : keys) {
+      out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="18" height="11" {}/>)", lx, ly,
+                         k.paint)
+          << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">{}</text>)", lx + 23, ly + 10,
+                         k.label);
+      lx += k.width;
+    }
+    out << '\n';
   }
 
   // --- lanes and grid ------------------------------------------------------
