@@ -222,17 +222,21 @@ Trace rebuild(const Registry& r, std::uint64_t gen, const Calibration& cal,
         break;
       }
       case kWaitBegin:
-      case kWaitEnd: {
-        // A wait begins only while running, and ends only while waiting.
-        const bool begins = kind == kWaitBegin;
-        if (it != nullptr && it->index != kSkipped && it->waiting != begins) {
+        if (it != nullptr && it->index != kSkipped && !it->waiting) {
           TaskRecord& task = tasks[it->index];
           task.segments.back().end = at;
-          task.segments.push_back({begins ? Segment::waiting : Segment::running, at, at, c.tid()});
-          it->waiting = begins;
+          task.segments.push_back({Segment::waiting, at, at, c.tid()});
+          it->waiting = true;
         }
         break;
-      }
+      case kWaitEnd:
+        if (it != nullptr && it->index != kSkipped && it->waiting) {
+          TaskRecord& task = tasks[it->index];
+          task.segments.back().end = at;
+          task.segments.push_back({Segment::running, at, at, c.tid()});
+          it->waiting = false;
+        }
+        break;
       case kElsewhere:
         if (it != nullptr && it->index != kSkipped) elsewhere.push_back(it->index);
         break;
