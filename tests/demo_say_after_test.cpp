@@ -28,12 +28,7 @@ TEST(SayAfterDemo, JsonTimingsShowTheSeedsLessons) {
   const std::string out =
       run(std::string(CONCUR_SAY_AFTER_BIN) + " --executor all --scale 0.2 --json");
   std::map<std::pair<std::string, std::string>, Row> rows;
-  std::size_t start = 0;
-  while (start < out.size()) {
-    const auto end = out.find('\n', start);
-    const std::string line = out.substr(start, end - start);
-    start = end == std::string::npos ? out.size() : end + 1;
-    if (line.empty()) continue;
+  for (const std::string& line : concur::testing::lines_of(out)) {
     auto v = boost::json::parse(line).as_object();
     for (const char* key :
          {"demo", "executor", "case", "wall_s", "cpu_s", "ok", "failed", "results"}) {
@@ -102,13 +97,8 @@ std::vector<std::string> executors_run(const std::string& env, const std::string
   const std::string out = run(env + " " + std::string(CONCUR_SAY_AFTER_BIN) +
                               " --case gather --scale 0.02 --json " + flags);
   std::vector<std::string> names;
-  std::size_t start = 0;
-  while (start < out.size()) {
-    const auto end = out.find('\n', start);
-    const std::string line = out.substr(start, end - start);
-    start = end == std::string::npos ? out.size() : end + 1;
-    if (!line.empty()) names.emplace_back(boost::json::parse(line).at("executor").as_string());
-  }
+  for (const std::string& line : concur::testing::lines_of(out))
+    names.emplace_back(boost::json::parse(line).at("executor").as_string());
   return names;
 }
 

@@ -29,12 +29,7 @@ std::string run(const std::string& command) { return concur::testing::run_progra
 // One JSON object per line, keyed by executor; checks the common keys.
 std::map<std::string, json::object> parse_runs(const std::string& out) {
   std::map<std::string, json::object> runs;
-  std::size_t start = 0;
-  while (start < out.size()) {
-    const auto end = out.find('\n', start);
-    const std::string line = out.substr(start, end - start);
-    start = end == std::string::npos ? out.size() : end + 1;
-    if (line.empty()) continue;
+  for (const std::string& line : concur::testing::lines_of(out)) {
     json::object o = json::parse(line).as_object();
     for (const char* key :
          {"demo", "executor", "case", "wall_s", "cpu_s", "ok", "failed", "results"}) {

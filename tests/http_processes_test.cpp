@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "support/elapsed.hpp"
 #include "support/executor_params.hpp"
 
 using namespace std::chrono_literals;
@@ -22,6 +23,8 @@ namespace llm = concur::llm;
 namespace fl = concur::fake_llm;
 
 namespace {
+
+using concur::testing::seconds_since;
 
 Task<long> status_of(std::string url) {
   http::Response r = co_await http::get(std::move(url));
@@ -39,10 +42,6 @@ Task<std::string> ask(std::string base_url, std::string prompt, int max_retries)
   co_return co_await client.complete(std::move(prompt));
 }
 CONCUR_REGISTER(ask);
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 class HttpRegistered : public ::testing::TestWithParam<concur::testing::ExecutorParam> {
  protected:

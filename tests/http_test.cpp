@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/elapsed.hpp"
 #include "support/executor_params.hpp"
 
 using namespace std::chrono_literals;
@@ -33,9 +34,7 @@ namespace fl = concur::fake_llm;
 
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
+using concur::testing::seconds_since;
 
 // The inodes of this process's open sockets.
 std::set<unsigned long> own_socket_inodes() {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSL-1.0
-// The client's raw form and streaming (issue 15) against the fake server's
+// The client's raw form and streaming against the fake server's
 // OpenAI-like limits and server-sent events, on every executor; plus the SSE
 // parser, the reset-duration parser and the server's token buckets alone.
 #include <gtest/gtest.h>
@@ -15,6 +15,7 @@
 
 #include "llm/sse.hpp"
 #include "support/executor_params.hpp"
+#include "support/llm_helpers.hpp"
 
 using namespace std::chrono_literals;
 using concur::Task;
@@ -23,14 +24,7 @@ namespace fl = concur::fake_llm;
 
 namespace {
 
-llm::ClientOptions options_for(const fl::Server& server) {
-  llm::ClientOptions o;
-  o.base_url = server.base_url();
-  o.model = "test-model";
-  o.initial_backoff = 10ms;
-  o.max_backoff = 40ms;
-  return o;
-}
+using concur::testing::fast_retries;
 
 llm::ChatRequest request_for(std::string prompt) {
   llm::ChatRequest r;
@@ -73,7 +67,7 @@ TEST_P(LlmStream, DeltasReassembleToTheNonStreamedReply) {
   // Pieces 30 ms apart: delivered as they arrive, the first and the last
   // delta are far apart; collected and handed over at the end, they would not.
   fl::Server server({.latency = fl::Latency::fixed(30ms), .stream_interval = 30ms});
-  llm::Client client(options_for(server));
+  llm::Client client(fast_retries(server));
   Deltas deltas;
   const std::string prompt = "the quick brown fox jumps over the lazy dog";
   auto [s, p] = ex->gather(concur::call(streamed, &client, prompt, &deltas),
@@ -95,7 +89,7 @@ TEST_P(LlmStream, DeltasReassembleToTheNonStreamedReply) {
 
 TEST_P(LlmStream, StreamRetriesA429BeforeAnyDelta) {
   fl::Server server({.retry_after = 20ms});
-  llm::Client client(options_for(server));
+  llm::Client client(fast_retries(server));
   Deltas deltas;
   auto [s] =
       ex->gather(concur::call(streamed, &client, std::string("[[fault:429:1]] hi"), &deltas));
@@ -105,7 +99,7 @@ TEST_P(LlmStream, StreamRetriesA429BeforeAnyDelta) {
 
 TEST_P(LlmStream, RawFormReturnsEveryStatusWithHeaders) {
   fl::Server server({.rpm = 600, .tpm = 100000});
-  llm::Client client(options_for(server));
+  llm::Client client(fast_retries(server));
   const std::string body =
       R"({"model":"m","messages":[{"role":"user","content":"hello"}],"seed":7,"n":1})";
   auto [ok, missing, bad] = ex->gather(
@@ -129,7 +123,7 @@ TEST_P(LlmStream, RawFormReturnsEveryStatusWithHeaders) {
 TEST_P(LlmStream, RpmLimitAnswers429WithRetryAfterLikeOpenAI) {
   // 60 RPM over a 1 s window: one request fits, the second is refused.
   fl::Server server({.rpm = 60});
-  llm::Client client(options_for(server));
+  llm::Client client(fast_retries(server));
   const std::string body = R"({"messages":[{"role":"user","content":"x"}]})";
   auto [a, b] = ex->gather(concur::call(raw, &client, std::string("/chat/completions"), body, 0),
                            concur::call(raw, &client, std::string("/chat/completions"), body, 0));
@@ -150,7 +144,7 @@ TEST_P(LlmStream, TpmLimitCountsPromptAndMaxTokens) {
   // fits once; the next is refused on tokens; one asking for 500 never fits
   // and says so (x-should-retry: false, so even a retrying client stops).
   fl::Server server({.tpm = 6000});
-  llm::Client client(options_for(server));
+  llm::Client client(fast_retries(server));
   const auto body = [](int max_tokens) {
     return R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":)" +
            std::to_string(max_tokens) + "}";

@@ -15,7 +15,9 @@
 
 #include "llm/retry.hpp"
 #include "llm/wire.hpp"
+#include "support/elapsed.hpp"
 #include "support/executor_params.hpp"
+#include "support/llm_helpers.hpp"
 
 using namespace std::chrono_literals;
 using concur::Task;
@@ -25,24 +27,14 @@ namespace fl = concur::fake_llm;
 
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
+using concur::testing::fast_retries;
+using concur::testing::seconds_since;
 
 Task<llm::ChatResponse> ask(const llm::Client* client, std::string prompt) {
   llm::ChatRequest r;
   r.messages = {{"system", "Translate to Japanese."}, {"user", std::move(prompt)}};
   r.temperature = 0.2;
   co_return co_await client->chat(std::move(r));
-}
-
-llm::ClientOptions fast_retries(const fl::Server& server) {
-  llm::ClientOptions o;
-  o.base_url = server.base_url();
-  o.model = "test-model";
-  o.initial_backoff = 10ms;
-  o.max_backoff = 40ms;
-  return o;
 }
 
 class Llm : public ::testing::TestWithParam<concur::testing::ExecutorParam> {

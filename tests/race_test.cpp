@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "support/counted_tasks.hpp"
 #include "support/executor_params.hpp"
 
 using namespace std::chrono_literals;
@@ -18,31 +19,13 @@ using concur::Task;
 
 namespace {
 
-struct QuotaExceeded : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-std::atomic<int> g_started{0};
-std::atomic<int> g_ended{0};
-std::atomic<int> g_cancelled{0};
-
-Task<int> value_after(std::chrono::milliseconds d, int v) {
-  ++g_started;
-  try {
-    co_await concur::sleep_for(d);
-  } catch (const concur::Cancelled&) {
-    ++g_cancelled;
-    ++g_ended;
-    throw;
-  }
-  ++g_ended;
-  co_return v;
-}
-
-Task<int> fail_after(std::chrono::milliseconds d, std::string why) {
-  co_await concur::sleep_for(d);
-  throw QuotaExceeded(why);
-}
+using concur::testing::fail_after;
+using concur::testing::g_cancelled;
+using concur::testing::g_ended;
+using concur::testing::g_started;
+using concur::testing::QuotaExceeded;
+using concur::testing::seconds_since;
+using concur::testing::value_after;
 
 // Both kinds of call in one range.
 struct Attempt {
@@ -53,10 +36,6 @@ struct Attempt {
     return fails ? fail_after(delay, std::to_string(value)) : value_after(delay, value);
   }
 };
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 namespace llm = concur::llm;
 namespace fl = concur::fake_llm;

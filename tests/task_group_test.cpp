@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "support/counted_tasks.hpp"
 #include "support/executor_params.hpp"
 
 using namespace std::chrono_literals;
@@ -17,32 +18,15 @@ using concur::Task;
 
 namespace {
 
-struct QuotaExceeded : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using concur::testing::g_cancelled;
+using concur::testing::g_ended;
+using concur::testing::QuotaExceeded;
+using concur::testing::seconds_since;
+using concur::testing::value_after;
 
-std::atomic<int> g_ended{0};
-std::atomic<int> g_cancelled{0};
-
-Task<int> value_after(std::chrono::milliseconds d, int v) {
-  try {
-    co_await concur::sleep_for(d);
-  } catch (const concur::Cancelled&) {
-    ++g_cancelled;
-    ++g_ended;
-    throw;
-  }
-  ++g_ended;
-  co_return v;
-}
-
+// One argument, so that concur::call can take it as it is.
 Task<int> fail_after(std::chrono::milliseconds d) {
-  co_await concur::sleep_for(d);
-  throw QuotaExceeded("quota");
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return concur::testing::fail_after(d, "quota");
 }
 
 // A group inside a gather child, with a gather inside each spawned task.

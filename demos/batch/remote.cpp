@@ -2,9 +2,8 @@
 #include "remote.hpp"
 
 #include <boost/json.hpp>
-#include <map>
-#include <memory>
-#include <mutex>
+
+#include "shared_client.hpp"
 
 namespace concur::batch {
 
@@ -15,20 +14,12 @@ namespace {
 // One Client per endpoint for the worker's life: its connections are reused.
 const llm::Client& client_for(const std::string& base_url, const std::string& api_key,
                               std::int64_t timeout_ms) {
-  static std::mutex mutex;
-  static std::map<std::string, std::unique_ptr<llm::Client>> clients;
-  const std::string key = base_url + '\n' + api_key + '\n' + std::to_string(timeout_ms);
-  std::lock_guard lock(mutex);
-  auto& c = clients[key];
-  if (!c) {
-    llm::ClientOptions o;
-    o.base_url = base_url;
-    o.api_key = api_key;
-    o.max_retries = 0;  // the parent retries, through its controller
-    o.timeout = std::chrono::milliseconds(timeout_ms);
-    c = std::make_unique<llm::Client>(std::move(o));
-  }
-  return *c;
+  llm::ClientOptions o;
+  o.base_url = base_url;
+  o.api_key = api_key;
+  o.max_retries = 0;  // the parent retries, through its controller
+  o.timeout = std::chrono::milliseconds(timeout_ms);
+  return demo::shared_client(o);
 }
 
 // The headers the parent's controller reads.

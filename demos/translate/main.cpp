@@ -30,6 +30,7 @@
 #include "measure.hpp"
 #include "progress.hpp"
 #include "report.hpp"
+#include "shared_client.hpp"
 #include "texts.hpp"
 #include "trace_flags.hpp"
 
@@ -57,35 +58,29 @@ struct InFlight {
   InFlight& operator=(const InFlight&) = delete;
 };
 
-// One Client per endpoint for the life of the process (a worker process makes
-// its own): clients are shareable between tasks, and keeping one keeps its
-// rate limiter and settings in one place.
 const llm::Client& client_for(const std::string& base_url, const std::string& model,
                               int max_retries) {
-  static std::mutex mutex;
-  static std::map<std::string, std::unique_ptr<llm::Client>> clients;
-  const std::string key = base_url + '\n' + model + '\n' + std::to_string(max_retries);
-  std::lock_guard lock(mutex);
-  auto& client = clients[key];
-  if (!client) {
-    llm::ClientOptions options;
-    options.base_url = base_url;
-    options.model = model;
-    options.max_retries = max_retries;
-    client = std::make_unique<llm::Client>(std::move(options));
-  }
-  return *client;
+  llm::ClientOptions options;
+  options.base_url = base_url;
+  options.model = model;
+  options.max_retries = max_retries;
+  return concur::demo::shared_client(options);
+}
+
+// Built before the co_await (a plain function, not in the coroutine): GCC 12
+// rejects string-literal temporaries that live across a suspension point.
+llm::ChatRequest translation_request(std::string text) {
+  llm::ChatRequest request;
+  request.messages.push_back({std::string("system"), std::string(kSystemPrompt)});
+  request.messages.push_back({std::string("user"), std::move(text)});
+  return request;
 }
 
 // Arguments are plain values so that the call can cross a process boundary.
 Task<std::string> translate(std::string base_url, std::string model, int max_retries,
                             std::string text) {
   const llm::Client& client = client_for(base_url, model, max_retries);
-  // Built before the co_await: GCC 12 rejects string-literal temporaries
-  // that live across a suspension point.
-  llm::ChatRequest request;
-  request.messages.push_back({std::string("system"), std::string(kSystemPrompt)});
-  request.messages.push_back({std::string("user"), std::move(text)});
+  llm::ChatRequest request = translation_request(std::move(text));
   InFlight counted;
   llm::ChatResponse reply = co_await client.chat(std::move(request));
   co_return std::move(reply.content);
@@ -108,9 +103,7 @@ StreamTimes g_stream_times;
 Task<std::string> translate_streamed(std::string base_url, std::string model, int max_retries,
                                      std::string text) {
   const llm::Client& client = client_for(base_url, model, max_retries);
-  llm::ChatRequest request;
-  request.messages.push_back({std::string("system"), std::string(kSystemPrompt)});
-  request.messages.push_back({std::string("user"), std::move(text)});
+  llm::ChatRequest request = translation_request(std::move(text));
   InFlight counted;
   const auto t0 = std::chrono::steady_clock::now();
   // The deltas are the point of streaming (a UI would show them); here each

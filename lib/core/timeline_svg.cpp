@@ -2,35 +2,31 @@
 // The timeline picture: one lane per thread (or worker process), one bar per
 // task, solid while it runs and hatched while it waits. Concurrency shows as
 // many hatched bars stacked in one lane; parallelism as solid bars side by
-// side in several lanes.
-//
-// Sizing rule so that 4 tasks and 1,000 both read: a lane is as tall as the
-// most tasks it had alive at once (bars packed greedily into rows), and the
-// row height shrinks from 18 px to one pixel so the whole plot stays within
-// about 560 px. Past that, one row in k is drawn, and the picture says so:
-// never a bar under a pixel, and never a silent drop. Above the lanes an
-// aggregate strip counts every task: how many were in flight and how many
-// threads were running one, over time, so a batch of 1,000 overlapping waits
-// can still be read (and counted) at a glance.
+// side in several lanes. Where lanes and rows go (and how 1,000 tasks still
+// fit) is timeline_layout.cpp; this file draws. Above the lanes an aggregate
+// strip counts every task: how many were in flight and how many threads were
+// running one, over time, so a batch of 1,000 overlapping waits can still be
+// read (and counted) at a glance.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 #include <fstream>
-#include <map>
 #include <ostream>
-#include <queue>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "concur/trace.hpp"
+#include "core/timeline_layout.hpp"
 #include "core/trace_occupancy.hpp"
 
 namespace concur::trace {
 
 namespace {
+
+using detail::ms;
 
 std::string xml(std::string_view s) {
   std::string out;
@@ -76,8 +72,6 @@ constexpr std::string_view kStyle =
 // Rows a few pixels high show a hatch as noise: waiting is drawn pale instead.
 constexpr std::string_view kThinStyle = "<style>.wait{fill:#c4d8f4}</style>";
 
-double ms(Nanos n) { return static_cast<double>(n.count()) / 1e6; }
-
 std::string duration_text(double ms_value) {
   if (ms_value >= 1000) return fmt::format("{:.2f} s", ms_value / 1000);
   if (ms_value >= 10) return fmt::format("{:.0f} ms", ms_value);
@@ -93,35 +87,6 @@ double tick_step(double range_ms) {
   for (double m : {1.0, 2.0, 5.0, 10.0})
     if (m * p >= raw) return m * p;
   return 10 * p;
-}
-
-struct Lane {
-  int pid;
-  std::uint64_t tid;
-  std::vector<const TaskRecord*> tasks;
-  std::vector<int> row_of;  // parallel to tasks
-  int rows = 0;
-  Nanos busy{0};  // time some task ran on this thread
-  double y = 0, height = 0;
-};
-
-// Length of the union of [start, end) intervals.
-Nanos union_length(std::vector<std::pair<Nanos, Nanos>> v) {
-  std::sort(v.begin(), v.end());
-  Nanos total{0}, cur_s{0}, cur_e{0};
-  bool any = false;
-  for (auto [s, e] : v) {
-    if (!any || s > cur_e) {
-      if (any) total += cur_e - cur_s;
-      cur_s = s;
-      cur_e = e;
-      any = true;
-    } else {
-      cur_e = std::max(cur_e, e);
-    }
-  }
-  if (any) total += cur_e - cur_s;
-  return total;
 }
 
 std::string executors_of(const Trace& t) {
@@ -215,88 +180,15 @@ void write_strip(std::ostream& out, const Trace& t, Nanos t0, Nanos t1, double l
 }  // namespace
 
 void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
-  const int width = std::max(400, o.width);
-  const double left = 190, right = 24, top = 78, axis_h = 40;
-  const double plot_w = width - left - right;
-
-  // Time range: from the first task's start (or the first stall) to the last end.
-  Nanos t0 = t.tasks.empty() ? Nanos(0) : t.tasks.front().start;
-  Nanos t1 = t0;
-  for (const TaskRecord& task : t.tasks) {
-    t0 = std::min(t0, task.start);
-    t1 = std::max(t1, task.end);
-  }
-  for (const StallRecord& s : t.stalls) {
-    t0 = std::min(t0, s.start);
-    t1 = std::max(t1, s.end);
-  }
-  const double range_ms = std::max(ms(t1 - t0), 1e-3);
-  auto x_of = [&](Nanos n) { return left + ms(n - t0) / range_ms * plot_w; };
-
-  // Lanes in order of first use; tasks packed into rows within each lane.
-  std::vector<Lane> lanes;
-  std::map<std::pair<int, std::uint64_t>, std::size_t> lane_index;
-  for (const TaskRecord& task : t.tasks) {
-    auto [it, fresh] = lane_index.try_emplace({task.pid, task.tid}, lanes.size());
-    if (fresh) lanes.push_back(Lane{task.pid, task.tid, {}, {}, 0, Nanos(0), 0, 0});
-    lanes[it->second].tasks.push_back(&task);
-  }
-  std::map<std::pair<int, std::uint64_t>, std::vector<std::pair<Nanos, Nanos>>> ran_on;
-  for (const TaskRecord& task : t.tasks)
-    for (const Segment& s : task.segments)
-      if (s.kind == Segment::running) ran_on[{task.pid, s.tid}].push_back({s.start, s.end});
-  int total_rows = 0;
-  for (Lane& lane : lanes) {
-    // Tasks arrive in start order; each takes the row that came free first.
-    using Free = std::pair<Nanos, int>;  // (end of its last task, row)
-    std::priority_queue<Free, std::vector<Free>, std::greater<>> free_rows;
-    int rows = 0;
-    for (const TaskRecord* task : lane.tasks) {
-      int row;
-      if (!free_rows.empty() && free_rows.top().first <= task->start) {
-        row = free_rows.top().second;
-        free_rows.pop();
-      } else {
-        row = rows++;
-      }
-      free_rows.push({task->end, row});
-      lane.row_of.push_back(row);
-    }
-    lane.rows = rows;
-    lane.busy = union_length(ran_on[{lane.pid, lane.tid}]);
-    total_rows += lane.rows;
-  }
-  // Rows from 18 px down to one pixel; when even that does not fit, one row
-  // in `sample` is drawn (rows are interchangeable: each holds tasks one
-  // after another) and the subtitle says how many tasks that left out.
-  constexpr double kPlotBudget = 560;
-  const int sample =
-      total_rows <= kPlotBudget
-          ? 1
-          : static_cast<int>(std::ceil(static_cast<double>(total_rows) / kPlotBudget));
-  int drawn_rows = 0;
-  for (const Lane& lane : lanes) drawn_rows += (lane.rows + sample - 1) / sample;
-  const double row_h = std::clamp(kPlotBudget / std::max(drawn_rows, 1), 1.0, 18.0);
-  const double lane_pad = 4, lane_gap = 6, lane_min = 30;
-  // The aggregate strip (every task counted) sits above the lanes.
-  const double strip_h = t.tasks.empty() ? 0 : 56, strip_gap = t.tasks.empty() ? 0 : 10;
-  double y = top + strip_h + strip_gap;
-  for (Lane& lane : lanes) {
-    lane.y = y;
-    lane.height = std::max(lane_min, ((lane.rows + sample - 1) / sample) * row_h + 2 * lane_pad);
-    y += lane.height + lane_gap;
-  }
-  // Tasks drawn (on a sampled row), and those of them under a pixel wide.
-  std::size_t drawn = 0, narrow = 0;
-  for (const Lane& lane : lanes) {
-    for (std::size_t k = 0; k < lane.tasks.size(); ++k) {
-      if (lane.row_of[k] % sample != 0) continue;
-      ++drawn;
-      if (x_of(lane.tasks[k]->end) - x_of(lane.tasks[k]->start) < 1) ++narrow;
-    }
-  }
-  if (lanes.empty()) y += 40;
-  const double height = y + axis_h;
+  const detail::TimelineLayout l = detail::lay_out(t, o.width);
+  const int width = l.width;
+  const double left = l.left, right = l.right, top = l.top;
+  const double plot_w = l.plot_w, range_ms = l.range_ms, row_h = l.row_h, height = l.height;
+  const std::vector<detail::TimelineLane>& lanes = l.lanes;
+  const int sample = l.sample;
+  const std::size_t drawn = l.drawn, narrow = l.narrow;
+  auto x_of = [&](Nanos n) { return l.x_of(n); };
+  const Nanos t0 = l.t0;
 
   // --- header --------------------------------------------------------------
   const std::string executors = executors_of(t);
@@ -343,32 +235,29 @@ void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
 
   // Legend, right-aligned on the subtitle line.
   {
+    struct Key {
+      std::string_view paint, label;
+      double width;  // to the next key
+    };
+    constexpr Key keys[] = {{R"(class="run")", "running", 82},
+                            {R"(class="wait")", "waiting", 80},
+                            {R"(fill="#c0392b")", "failed", 72},
+                            {R"(class="stall")", "stall", 0}};
     double lx = width - right - 330;
     const double ly = 56;
-    out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="18" height="11" class="run"/>)", lx,
-                       ly)
-        << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">running</text>)", lx + 23,
-                       ly + 10);
-    lx += 82;
-    out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="18" height="11" class="wait"/>)", lx,
-                       ly)
-        << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">waiting</text>)", lx + 23,
-                       ly + 10);
-    lx += 80;
-    out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="18" height="11" fill="#c0392b"/>)", lx,
-                       ly)
-        << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">failed</text>)", lx + 23,
-                       ly + 10);
-    lx += 72;
-    out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="18" height="11" class="stall"/>)", lx,
-                       ly)
-        << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">stall</text>)", lx + 23, ly + 10)
-        << '\n';
+    for (const Key& k : keys) {
+      out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="18" height="11" {}/>)", lx, ly,
+                         k.paint)
+          << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">{}</text>)", lx + 23, ly + 10,
+                         k.label);
+      lx += k.width;
+    }
+    out << '\n';
   }
 
   // --- lanes and grid ------------------------------------------------------
   for (std::size_t i = 0; i < lanes.size(); ++i) {
-    const Lane& lane = lanes[i];
+    const detail::TimelineLane& lane = lanes[i];
     out << fmt::format(R"(<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" class="{}"/>)",
                        left, lane.y, plot_w, lane.height, i % 2 == 0 ? "lane" : "lane-alt");
     const bool worker = lane.pid != t.pid;
@@ -387,7 +276,7 @@ void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
                        left - 10, mid + 14, xml(detail))
         << '\n';
   }
-  const double plot_bottom = y - lane_gap;
+  const double plot_bottom = l.plot_bottom();
   const double step = tick_step(range_ms);
   const bool in_s = range_ms >= 2000;
   for (double v = 0; v <= range_ms * 1.0001; v += step) {
@@ -404,17 +293,17 @@ void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
     out << fmt::format(R"(<text x="{:.1f}" y="{:.1f}" class="sub">no tasks were recorded</text>)",
                        left, top + 24);
   } else {
-    write_strip(out, t, t0, t1, left, top, plot_w, strip_h);
+    write_strip(out, t, t0, l.t1, left, top, plot_w, l.strip_h);
   }
 
   // --- bars ----------------------------------------------------------------
   const double bar_h = row_h >= 6 ? row_h - 2 : row_h;
   const double bar_off = row_h >= 6 ? 1 : 0;
-  for (const Lane& lane : lanes) {
+  for (const detail::TimelineLane& lane : lanes) {
     for (std::size_t k = 0; k < lane.tasks.size(); ++k) {
       if (lane.row_of[k] % sample != 0) continue;  // not a sampled row (stated in the note)
       const TaskRecord& task = *lane.tasks[k];
-      const double by = lane.y + lane_pad + (lane.row_of[k] / sample) * row_h + bar_off;
+      const double by = lane.y + l.lane_pad + (lane.row_of[k] / sample) * row_h + bar_off;
       const double x0 = x_of(task.start);
       double x1 = std::max(x_of(task.end), x0 + 1.0);
       // A hairline of background between back-to-back tasks in one row.
@@ -452,9 +341,9 @@ void write_svg(const Trace& t, std::ostream& out, const SvgOptions& o) {
 
   // --- stalls: the stretch a task held its thread, over that thread's lane --
   for (const StallRecord& s : t.stalls) {
-    auto it = lane_index.find({s.pid, s.tid});
-    const double sy = it != lane_index.end() ? lanes[it->second].y : top;
-    const double sh = it != lane_index.end() ? lanes[it->second].height : plot_bottom - top;
+    auto it = l.lane_index.find({s.pid, s.tid});
+    const double sy = it != l.lane_index.end() ? lanes[it->second].y : top;
+    const double sh = it != l.lane_index.end() ? lanes[it->second].height : plot_bottom - top;
     const double x0 = x_of(s.start), x1 = std::max(x_of(s.end), x0 + 1);
     out << fmt::format(
                R"(<g class="stall-report"><title>stall: '{}' held the {} thread for {}</title><rect class="stall" x="{:.2f}" y="{:.2f}" width="{:.2f}" height="{:.2f}"/></g>)",

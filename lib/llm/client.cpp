@@ -1,21 +1,19 @@
 // SPDX-License-Identifier: BSL-1.0
-// The chat-completions client: one http exchange per attempt, retried as the
-// OpenAI SDKs do. Waits (backoff, rate limit) are concur::sleep_until, so on
-// event_loop and fibers a retrying request costs no thread, and every wait is
-// a cancellation point.
+// The chat-completions client: its options, and chat() — one http exchange
+// per attempt, retried as the OpenAI SDKs do (retry_loop.cpp).
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <exception>
+#include <memory>
 #include <optional>
 #include <utility>
 
 #include "concur/errors.hpp"
 #include "concur/llm.hpp"
 #include "concur/registry.hpp"
-#include "concur/sleep.hpp"
 #include "llm/client_state.hpp"
-#include "llm/rate_limiter.hpp"
-#include "llm/retry.hpp"
+#include "llm/retry_loop.hpp"
 #include "llm/wire.hpp"
 
 // Crosses from worker processes (the processes executor) as itself.
@@ -71,47 +69,41 @@ Client& Client::operator=(Client&&) noexcept = default;
 
 const ClientOptions& Client::options() const noexcept { return state_->options; }
 
+Client::State& Client::State::of(const std::unique_ptr<State>& client_state) {
+  if (!client_state) throw UsageError("concur::llm::Client: used after being moved from");
+  return *client_state;
+}
+
+http::Request Client::State::exchange(std::string method, std::string to) const {
+  http::Request r;
+  r.method = std::move(method);
+  r.url = std::move(to);
+  r.headers = headers;
+  r.timeout = options.timeout;
+  r.connect_timeout = options.connect_timeout;
+  return r;
+}
+
 Task<ChatResponse> Client::chat(ChatRequest request) const {
-  if (!state_) throw UsageError("concur::llm::Client: used after being moved from");
-  State& s = *state_;  // the limiter is its only part that changes (thread-safely)
+  State& s = State::of(state_);
   if (request.messages.empty()) {
     throw UsageError("concur::llm::Client::chat: a request needs at least one message");
   }
-  http::Request exchange;
-  exchange.method = "POST";
-  exchange.url = s.url;
-  exchange.headers = s.headers;
+  http::Request exchange = s.exchange("POST", s.url);
   const std::string_view model = request.model.empty() ? s.options.model : request.model;
   exchange.body = wire::encode_request(request, model);
-  exchange.timeout = s.options.timeout;
-  exchange.connect_timeout = s.options.connect_timeout;
 
-  for (int attempt = 1;; ++attempt) {
-    if (s.limiter) {
-      const auto slot = s.limiter->reserve();
-      if (slot > RateLimiter::Clock::now()) co_await concur::sleep_until(slot);
-    }
-    std::optional<http::Response> reply;
-    std::exception_ptr transport_error;
-    try {
-      reply = co_await http::request(exchange);
-    } catch (const http::ConnectionError&) {
-      // Refused, reset, DNS, timeout, TLS: retried like the SDKs do. Anything
-      // else (cancellation, an oversized body, a bad URL) propagates.
-      transport_error = std::current_exception();
-    }
-    if (reply && reply->ok()) {
-      ChatResponse r = wire::decode_response(reply->body, reply->status, s.where, s.url);
-      r.attempts = attempt;
-      co_return r;
-    }
-    const bool retryable = transport_error != nullptr || retry::should_retry(*reply);
-    if (!retryable || attempt > s.options.max_retries) {
-      if (transport_error) std::rethrow_exception(transport_error);
-      throw wire::error_from_reply(reply->status, reply->body, s.where, s.url, attempt);
-    }
-    co_await concur::sleep_for(retry::backoff(s.options, attempt - 1, reply ? &*reply : nullptr));
+  // A 2xx reply is the answer, whatever its headers say.
+  const Attempt a = co_await s.send_with_retries(
+      exchange, s.options.max_retries,
+      [](const Attempt& at) { return !(at.reply && at.reply->ok()) && failed_retryably(at); });
+  if (a.connection_error) std::rethrow_exception(a.connection_error);
+  if (!a.reply->ok()) {
+    throw wire::error_from_reply(a.reply->status, a.reply->body, s.where, s.url, a.number);
   }
+  ChatResponse r = wire::decode_response(a.reply->body, a.reply->status, s.where, s.url);
+  r.attempts = a.number;
+  co_return r;
 }
 
 Task<std::string> Client::complete(std::string prompt) const {

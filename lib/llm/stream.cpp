@@ -5,35 +5,24 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <exception>
 #include <memory>
 #include <optional>
 
 #include "concur/errors.hpp"
 #include "concur/llm.hpp"
-#include "concur/sleep.hpp"
 #include "llm/client_state.hpp"
-#include "llm/retry.hpp"
+#include "llm/retry_loop.hpp"
 #include "llm/sse.hpp"
 #include "llm/wire.hpp"
 
 namespace concur::llm {
 
 namespace json = boost::json;
+using wire::long_of;
+using wire::text_of;
 
 namespace {
-
-std::string text_of(const json::value* v) {
-  if (v == nullptr || v->is_null()) return {};
-  if (v->is_string()) return std::string(v->get_string());
-  return json::serialize(*v);
-}
-
-long long_of(const json::value* v) {
-  if (v == nullptr) return 0;
-  if (v->is_int64()) return static_cast<long>(v->get_int64());
-  if (v->is_uint64()) return static_cast<long>(v->get_uint64());
-  return 0;
-}
 
 // The state of one attempt, shared with the transfer's chunk callback.
 struct StreamState {
@@ -97,69 +86,49 @@ struct StreamState {
 }  // namespace
 
 Task<ChatResponse> Client::chat_stream(ChatRequest request, DeltaHandler on_delta) const {
-  if (!state_) throw UsageError("concur::llm::Client: used after being moved from");
-  State& s = *state_;
+  State& s = State::of(state_);
   if (request.messages.empty()) {
     throw UsageError("concur::llm::Client::chat_stream: a request needs at least one message");
   }
-  http::Request exchange;
-  exchange.method = "POST";
-  exchange.url = s.url;
-  exchange.headers = s.headers;
+  http::Request exchange = s.exchange("POST", s.url);
   for (auto& [name, value] : exchange.headers) {
     if (name == "Accept") value = "text/event-stream";
   }
   const std::string_view model = request.model.empty() ? s.options.model : request.model;
   exchange.body = wire::encode_request(request, model, /*stream=*/true);
-  exchange.timeout = s.options.timeout;
-  exchange.connect_timeout = s.options.connect_timeout;
 
-  for (int attempt = 1;; ++attempt) {
-    if (s.limiter) {
-      const auto slot = s.limiter->reserve();
-      if (slot > RateLimiter::Clock::now()) co_await concur::sleep_until(slot);
-    }
-    auto st = std::make_shared<StreamState>();
-    st->reply.attempts = attempt;
+  std::shared_ptr<StreamState> st;  // this attempt's
+  const auto fresh_attempt = [&](int number) {
+    st = std::make_shared<StreamState>();
+    st->reply.attempts = number;
     st->on_delta = &on_delta;
     st->where = s.where;
     st->url = s.url;
     st->parser.emplace([raw = st.get()](std::string_view data) { raw->event(data); });
     st->start = std::chrono::steady_clock::now();
-    exchange.on_body_chunk = [st](std::string_view bytes) { st->parser->feed(bytes); };
-
-    std::optional<http::Response> reply;
-    std::exception_ptr transport_error;
-    try {
-      reply = co_await http::request(exchange);
-    } catch (const http::ConnectionError&) {
-      transport_error = std::current_exception();
-    }
-    // A stream that delivered content cannot be taken back: no retry then.
-    const bool delivered = st->reply.deltas > 0;
-    if (reply && reply->ok()) {
-      if (st->error) throw *st->error;
-      if (!st->done) {
-        st->parser->feed("\n\n");  // a last event without its blank line
-      }
-      if (st->error) throw *st->error;
-      if (!st->done && st->reply.finish_reason.empty()) {
-        throw ApiError(fmt::format("{} in HTTP {} reply to {}: the stream ended without "
-                                   "'data: [DONE]' or a finish_reason",
-                                   messages::kBadShape, reply->status, s.where),
-                       reply->status, std::string(messages::kBadShape), "invalid_response", "",
-                       s.url);
-      }
-      co_return std::move(st->reply);
-    }
-    const bool retryable =
-        !delivered && (transport_error != nullptr || retry::should_retry(*reply));
-    if (!retryable || attempt > s.options.max_retries) {
-      if (transport_error) std::rethrow_exception(transport_error);
-      throw wire::error_from_reply(reply->status, reply->body, s.where, s.url, attempt);
-    }
-    co_await concur::sleep_for(retry::backoff(s.options, attempt - 1, reply ? &*reply : nullptr));
+    exchange.on_body_chunk = [keep = st](std::string_view bytes) { keep->parser->feed(bytes); };
+  };
+  // A stream that delivered content cannot be taken back: no retry then.
+  const auto retryable = [&](const Attempt& a) {
+    return !(a.reply && a.reply->ok()) && st->reply.deltas == 0 && failed_retryably(a);
+  };
+  const Attempt a =
+      co_await s.send_with_retries(exchange, s.options.max_retries, retryable, fresh_attempt);
+  if (a.connection_error) std::rethrow_exception(a.connection_error);
+  const http::Response& reply = *a.reply;
+  if (!reply.ok()) throw wire::error_from_reply(reply.status, reply.body, s.where, s.url, a.number);
+  if (st->error) throw *st->error;
+  if (!st->done) {
+    st->parser->feed("\n\n");  // a last event without its blank line
   }
+  if (st->error) throw *st->error;
+  if (!st->done && st->reply.finish_reason.empty()) {
+    throw ApiError(fmt::format("{} in HTTP {} reply to {}: the stream ended without "
+                               "'data: [DONE]' or a finish_reason",
+                               messages::kBadShape, reply.status, s.where),
+                   reply.status, std::string(messages::kBadShape), "invalid_response", "", s.url);
+  }
+  co_return std::move(st->reply);
 }
 
 }  // namespace concur::llm

@@ -11,16 +11,17 @@ namespace json = boost::json;
 
 namespace {
 
-// A JSON value as plain text: strings as they are, numbers printed, null empty.
+const json::value* find(const json::value& v, std::string_view key) {
+  if (!v.is_object()) return nullptr;
+  return v.get_object().if_contains(key);
+}
+
+}  // namespace
+
 std::string text_of(const json::value* v) {
   if (v == nullptr || v->is_null()) return {};
   if (v->is_string()) return std::string(v->get_string());
   return json::serialize(*v);
-}
-
-const json::value* find(const json::value& v, std::string_view key) {
-  if (!v.is_object()) return nullptr;
-  return v.get_object().if_contains(key);
 }
 
 long long_of(const json::value* v) {
@@ -29,8 +30,6 @@ long long_of(const json::value* v) {
   if (v->is_uint64()) return static_cast<long>(v->get_uint64());
   return 0;
 }
-
-}  // namespace
 
 std::string excerpt(std::string_view body) {
   constexpr std::size_t kMax = 200;

@@ -8,6 +8,10 @@
 
 #include "concur/llm.hpp"
 
+namespace boost::json {
+class value;
+}
+
 namespace concur::llm::wire {
 
 /// The JSON body of POST /chat/completions. `stream` adds "stream": true and
@@ -27,5 +31,11 @@ ApiError error_from_reply(long status, std::string_view body, const std::string&
 
 /// At most the first 200 bytes of `body`, for messages.
 std::string excerpt(std::string_view body);
+
+/// A JSON field as plain text: strings as they are, numbers printed, null
+/// or absent (nullptr) empty.
+std::string text_of(const boost::json::value* v);
+/// A JSON field as an integer: 0 if absent or not one.
+long long_of(const boost::json::value* v);
 
 }  // namespace concur::llm::wire
