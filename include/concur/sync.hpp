@@ -100,6 +100,9 @@ class Semaphore {
 };
 
 class Lock;
+namespace detail {
+class ConditionWait;
+}
 
 /// Holds a Lock until destroyed (or unlock()); what `co_await lock.scoped()` gives.
 class LockGuard {
@@ -112,6 +115,8 @@ class LockGuard {
   /// Unlocks now (once); the destructor then does nothing.
   void unlock() noexcept;
   bool owns_lock() const noexcept { return lock_ != nullptr; }
+  /// The lock held, or null once unlocked (std::unique_lock::mutex).
+  Lock* mutex() const noexcept { return lock_; }
 
  private:
   Lock* lock_ = nullptr;
@@ -161,8 +166,19 @@ class Lock {
   std::size_t waiters() const noexcept;
 
  private:
+  friend class detail::ConditionWait;  // unlocks and relocks around a Condition wait
   static bool take(void* self, detail::SyncAwait& op) noexcept;
   bool take_locked() noexcept;
+  /// Unlock for a lock known to be held (no check, never throws).
+  void unlock_held() noexcept;
+  /// To the oldest waiter, or unlocked; lock_ is held.
+  void hand_over_locked() noexcept;
+  /// co_await: locks like lock(), but is not a cancellation point: a
+  /// Condition waiter that was cancelled must hold the lock again before
+  /// its exception reaches the caller's guard.
+  detail::SyncWaitVoid relock() noexcept {
+    return detail::SyncWaitVoid(lock_, waiters_, this, &take, detail::kNever, nullptr, false);
+  }
 
   mutable detail::NodeLock lock_;
   detail::WaitList waiters_;
