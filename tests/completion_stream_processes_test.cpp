@@ -2,7 +2,8 @@
 // Pull-style as_completed over registered calls, on every executor including
 // `processes` (calls in worker processes: no shared memory, so each call
 // reports when it ran on the machine-wide steady clock, and the consumer
-// notes when it received each outcome).
+// notes when it received each outcome); and the synchronisation primitives
+// made and used inside a registered call, within its worker.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -30,6 +31,41 @@ Task<int> stream_value_after(std::chrono::milliseconds d, int v) {
 CONCUR_REGISTER(stream_value_after);
 
 using IntervalCall = decltype(concur::call(interval, 0ms));
+
+// Makes its own Semaphore, Lock, Condition, Event and Queue (they cannot be
+// arguments: concur/process_local.hpp) and runs `n` subtasks through them,
+// in whichever process runs the call. Works on sequential too: nothing
+// waits for a later sibling.
+Task<long> primitives_inside(int n) {
+  concur::Semaphore slots(2);
+  concur::Lock lock;
+  concur::Condition counted;
+  concur::Event go;
+  concur::Queue<int> out(static_cast<std::size_t>(n));
+  long total = 0;  // guarded by lock
+  go.set();
+  auto sub = [&](int i) -> Task<void> {
+    co_await go.wait();
+    co_await slots.acquire();
+    {
+      auto held = co_await lock.scoped();
+      total += i;
+      counted.notify_all();
+    }
+    slots.release();
+    co_await out.push(i);
+  };
+  std::vector<decltype(concur::call(sub, 0))> subs;
+  for (int i = 1; i <= n; ++i) subs.push_back(concur::call(sub, i));
+  co_await concur::gather(subs);
+  out.close();
+  long drained = 0;
+  while (auto v = co_await out.pop()) drained += *v;
+  auto held = co_await lock.scoped();
+  co_await counted.wait_for(held, [&] { return total == drained; });
+  co_return total;
+}
+CONCUR_REGISTER(primitives_inside);
 
 class StreamEverywhere : public ::testing::TestWithParam<concur::testing::ExecutorParam> {
  protected:
@@ -105,6 +141,16 @@ TEST_P(StreamEverywhere, AnEarlyBreakCancelsTheRestAndTheBlockingFormWorks) {
   }
   // Not a speed bound: a call left running would hold this for a minute.
   EXPECT_LT(std::chrono::steady_clock::now() - start, 30s);
+}
+
+TEST_P(StreamEverywhere, PrimitivesMadeInsideACallWorkInItsWorker) {
+  std::vector<decltype(concur::call(primitives_inside, 0))> calls;
+  for (int n = 1; n <= 6; ++n) calls.push_back(concur::call(primitives_inside, n * 10));
+  const std::vector<long> totals = ex_->gather(calls);
+  for (std::size_t k = 0; k < totals.size(); ++k) {
+    const long n = static_cast<long>(k + 1) * 10;
+    EXPECT_EQ(totals[k], n * (n + 1) / 2);
+  }
 }
 
 TEST(StreamProcesses, AnUnregisteredCallIsAUsageErrorBeforeAnyRuns) {

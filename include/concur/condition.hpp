@@ -47,6 +47,7 @@
 #include <string_view>
 
 #include "concur/detail/sync_wait.hpp"
+#include "concur/process_local.hpp"
 #include "concur/sync.hpp"
 #include "concur/task.hpp"
 
@@ -108,5 +109,10 @@ class Condition {
   mutable detail::NodeLock lock_;
   detail::WaitList waiters_;
 };
+
+// Lives in one process (concur/process_local.hpp): CONCUR_REGISTER refuses
+// a function taking one.
+template <>
+struct is_process_local<Condition> : std::true_type {};
 
 }  // namespace concur

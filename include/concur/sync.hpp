@@ -35,8 +35,11 @@
 // task of the same run can end (an Event set by a later sibling, a Lock held
 // across a nested gather) never ends there, as in single-threaded code; it
 // still ends by its task's timeout or deadline, or from another thread.
-// `processes`: each of these lives in one process; a call running in a worker
-// process can use one of its own, but none is shared across processes.
+// `processes` (and `cluster`): each of these lives in one process; a call
+// running in a worker process can make and use its own, but none is shared
+// across processes (a Semaphore in the parent does not bound calls in
+// workers: use the gather's `limit`). CONCUR_REGISTER refuses, at compile
+// time, a function taking one (concur/process_local.hpp).
 #pragma once
 
 #include <chrono>
@@ -44,6 +47,7 @@
 #include <utility>
 
 #include "concur/detail/sync_wait.hpp"
+#include "concur/process_local.hpp"
 
 namespace concur {
 
@@ -256,5 +260,18 @@ class Latch {
   detail::WaitList waiters_;
   std::size_t count_;
 };
+
+// Each lives in one process (concur/process_local.hpp): CONCUR_REGISTER
+// refuses a function taking one.
+template <>
+struct is_process_local<Semaphore> : std::true_type {};
+template <>
+struct is_process_local<Lock> : std::true_type {};
+template <>
+struct is_process_local<LockGuard> : std::true_type {};
+template <>
+struct is_process_local<Event> : std::true_type {};
+template <>
+struct is_process_local<Latch> : std::true_type {};
 
 }  // namespace concur
