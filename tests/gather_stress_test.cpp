@@ -7,7 +7,9 @@
 // siblings sleep or spin polling cancelled(), `limit` slot waits woken by a
 // finishing child, a cancel and a deadline at once, per-task timeouts firing
 // as tasks complete, a batch deadline passing while the gather joins, and
-// as_completed's hook next to the progress callback. Every case checks that
+// as_completed's hook next to the progress callback; and the waits of the
+// synchronisation primitives (Semaphore, Lock, Queue, Condition, Event) with
+// many tasks at once and waiters timing out. Every case checks that
 // each input gets exactly one outcome and that values add up; the trees are
 // random but seeded, so a failure names a seed that replays it.
 //
@@ -21,7 +23,9 @@
 #include <concur/concur.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <future>
+#include <mutex>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -590,8 +594,283 @@ TEST_P(GatherStress, ExecutorChurn) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// The synchronisation waits under load: many tasks at once on Semaphore,
+// Lock, Queue, Condition and Event, with waiters cancelled by timeouts and
+// failing siblings while others are being woken.
+
+struct Guarded {
+  concur::Semaphore slots{4};
+  concur::Lock lock;
+  long total = 0;  // guarded by lock, deliberately not atomic
+  std::atomic<long> added{0};
+  std::atomic<long> rounds{0};  // rounds ended (updated, or the unit not had in time)
+  std::atomic<int> inside{0};
+  std::atomic<int> most_inside{0};
+};
+
+// A unit of the semaphore held until the scope ends (a timeout may end it).
+struct HeldUnit {
+  explicit HeldUnit(Guarded* g) : g_(g) {
+    const int now = ++g_->inside;
+    int seen = g_->most_inside.load();
+    while (now > seen && !g_->most_inside.compare_exchange_weak(seen, now)) {
+    }
+  }
+  ~HeldUnit() {
+    --g_->inside;
+    g_->slots.release();
+  }
+  HeldUnit(const HeldUnit&) = delete;
+  HeldUnit& operator=(const HeldUnit&) = delete;
+  Guarded* g_;
+};
+
+// Five rounds of: a unit of the semaphore (some with a time limit), then the
+// lock, an update, and a yield or a short sleep while holding both.
+Task<void> guarded_rounds(Guarded* g, unsigned seed) {
+  std::mt19937 rng(seed);
+  for (int r = 0; r < 5; ++r) {
+    if (rng() % 4 == 0) {
+      if (!co_await g->slots.try_acquire_for(std::chrono::microseconds(rng() % 300))) {
+        ++g->rounds;
+        continue;
+      }
+    } else {
+      co_await g->slots.acquire();
+    }
+    HeldUnit unit(g);
+    {
+      auto held = co_await g->lock.scoped();
+      const long v = g->total;
+      if (rng() % 3 == 0) co_await concur::yield_now();
+      g->total = v + 1;
+      ++g->added;
+    }
+    if (rng() % 2 == 0) co_await concur::sleep_for(std::chrono::microseconds(rng() % 200));
+    ++g->rounds;
+  }
+}
+
+class SyncStress : public GatherStress {
+ protected:
+  // A task waiting on a primitive holds its thread_pool worker: room for
+  // every task these cases park at once, plus the gathers joining.
+  void SetUp() override {
+    concur::Config c = GetParam().config();
+    if (GetParam().executor == "thread_pool") c.set("workers", "96", "test");
+    ex_ = concur::make_executor(c);
+  }
+};
+
+// Hundreds of tasks through one Semaphore and one Lock, a third of them in
+// settled batches whose timeouts fire while they wait: no unit or lock is
+// lost or doubled, and no update is lost.
+TEST_P(SyncStress, SemaphoreAndLockUnderManyTasksWithTimeouts) {
+  for (unsigned round = 0; round < 4; ++round) {
+    Guarded g;
+    std::vector<decltype(concur::call(guarded_rounds, &g, 0u))> patient, hurried;
+    for (unsigned t = 0; t < 120; ++t) {
+      (t % 3 == 0 ? hurried : patient)
+          .push_back(concur::call(guarded_rounds, &g, round * 1000 + t));
+    }
+    within_watchdog(label("semaphore and lock", round), [&] {
+      ex_->run([&]() -> Task<void> {
+        co_await concur::gather(
+            concur::call([&]() { return concur::gather(patient, {.limit = 48}); }),
+            concur::call([&]() -> Task<void> {
+              co_await concur::gather_settled(hurried, {.limit = 16, .timeout = 1ms});
+            }));
+      }());
+    });
+    EXPECT_EQ(g.total, g.added.load()) << "an update was lost under the lock";
+    // Every patient task ran its five rounds; hurried ones may have been cut short.
+    EXPECT_GE(g.rounds.load(), 80L * 5);
+    EXPECT_GT(g.added.load(), 0L);
+    EXPECT_LE(g.most_inside.load(), 4);
+    EXPECT_EQ(g.slots.available(), 4u) << "a unit was lost or doubled";
+    EXPECT_EQ(g.slots.waiters(), 0u);
+    EXPECT_FALSE(g.lock.locked());
+    EXPECT_EQ(g.lock.waiters(), 0u);
+  }
+}
+
+// A queue with room for everything (so it runs on sequential too): many
+// producers and consumers, every item once.
+TEST_P(SyncStress, QueueWithRoomForAllManyProducersAndConsumers) {
+  concur::Queue<int> q(4000);
+  auto produce = [](concur::Queue<int>* to, int p) -> Task<void> {
+    for (int i = 0; i < 100; ++i) co_await to->push(p * 100 + i);
+  };
+  auto consume = [](concur::Queue<int>* from) -> Task<std::vector<int>> {
+    std::vector<int> got;
+    while (auto v = co_await from->pop()) got.push_back(*v);
+    co_return got;
+  };
+  std::vector<decltype(concur::call(produce, &q, 0))> producers;
+  for (int p = 0; p < 40; ++p) producers.push_back(concur::call(produce, &q, p));
+  std::vector<decltype(concur::call(consume, &q))> consumers(8, concur::call(consume, &q));
+  auto [none2, got] = within_watchdog(label("queue with room", 0), [&] {
+    return ex_->gather(concur::call([&]() -> Task<void> {
+                         co_await concur::gather(producers, {.limit = 10});
+                         q.close();
+                       }),
+                       concur::call([&]() { return concur::gather(consumers); }));
+  });
+  std::vector<int> all;
+  for (auto& g : got) all.insert(all.end(), g.begin(), g.end());
+  std::sort(all.begin(), all.end());
+  ASSERT_EQ(all.size(), 4000u);
+  for (int i = 0; i < 4000; ++i) ASSERT_EQ(all[static_cast<std::size_t>(i)], i);
+}
+
+// Cases where producers wait for consumers running beside them: not on
+// sequential, which runs tasks one after another.
+class SyncStressSideBySide : public SyncStress {};
+
+// A small queue between many producers and consumers, with a group of extra
+// consumers whose timeouts fire while they wait: every item arrives exactly
+// once (a consumer cancelled while waiting takes nothing).
+TEST_P(SyncStressSideBySide, BoundedQueuePipelineWithConsumersTimingOut) {
+  for (unsigned round = 0; round < 3; ++round) {
+    concur::Queue<int> q(1 + round * 3);
+    std::mutex m;
+    std::vector<int> all;
+    auto produce = [](concur::Queue<int>* to, int p) -> Task<void> {
+      for (int i = 0; i < 150; ++i) {
+        co_await to->push(p * 150 + i);
+        if (i % 16 == 0) co_await concur::yield_now();
+      }
+    };
+    auto consume = [](concur::Queue<int>* from, std::mutex* mu,
+                      std::vector<int>* out) -> Task<void> {
+      while (auto v = co_await from->pop()) {
+        std::lock_guard lock(*mu);
+        out->push_back(*v);
+      }
+    };
+    std::vector<decltype(concur::call(produce, &q, 0))> producers;
+    for (int p = 0; p < 8; ++p) producers.push_back(concur::call(produce, &q, p));
+    std::vector<decltype(concur::call(consume, &q, &m, &all))> steady(
+        4, concur::call(consume, &q, &m, &all)),
+        leaving(6, concur::call(consume, &q, &m, &all));
+    within_watchdog(label("bounded queue", round), [&] {
+      ex_->gather(concur::call([&]() -> Task<void> {
+                    co_await concur::gather(producers);
+                    q.close();
+                  }),
+                  concur::call([&]() { return concur::gather(steady); }),
+                  concur::call([&]() -> Task<void> {
+                    co_await concur::gather_settled(leaving, {.timeout = 2ms});
+                  }));
+    });
+    std::sort(all.begin(), all.end());
+    ASSERT_EQ(all.size(), 8u * 150u) << "an item was lost or doubled";
+    for (int i = 0; i < 8 * 150; ++i) ASSERT_EQ(all[static_cast<std::size_t>(i)], i);
+    EXPECT_EQ(q.size(), 0u);
+  }
+}
+
+// A bounded buffer made of a Lock and two Conditions, every task first held
+// at an Event: producers and consumers hand items over one by one, extra
+// waiters time out inside Condition waits (and must hold the lock again when
+// they throw), and the buffer never exceeds its capacity.
+struct Buffer {
+  concur::Lock lock;
+  concur::Condition not_full, not_empty;
+  concur::Event go;
+  std::deque<int> items;                  // guarded by lock
+  std::size_t most = 0;                   // guarded by lock
+  bool closed = false;                    // guarded by lock
+  std::vector<int> taken;                 // guarded by lock
+  std::atomic<int> cancelled_in_wait{0};  // consumers timed out inside a Condition wait
+  std::atomic<int> relocked_when_cancelled{0};
+  static constexpr std::size_t kCapacity = 3;
+};
+
+Task<void> buffer_produce(Buffer* b, int p, int n) {
+  co_await b->go.wait();
+  for (int i = 0; i < n; ++i) {
+    // Now and then a pause (outside the lock), so that consumers wait.
+    if (i % 10 == 9) co_await concur::sleep_for(300us);
+    auto held = co_await b->lock.scoped();
+    co_await b->not_full.wait_for(held, [&] { return b->items.size() < Buffer::kCapacity; });
+    b->items.push_back(p * n + i);
+    b->most = std::max(b->most, b->items.size());
+    b->not_empty.notify();
+  }
+}
+
+Task<void> buffer_consume(Buffer* b) {
+  co_await b->go.wait();
+  auto held = co_await b->lock.scoped();
+  try {
+    for (;;) {
+      co_await b->not_empty.wait_for(held, [&] { return !b->items.empty() || b->closed; });
+      if (b->items.empty()) co_return;
+      b->taken.push_back(b->items.front());
+      b->items.pop_front();
+      b->not_full.notify();
+    }
+  } catch (const concur::TimeoutError&) {
+    ++b->cancelled_in_wait;
+    if (b->lock.locked() && held.owns_lock()) ++b->relocked_when_cancelled;
+    throw;
+  }
+}
+
+TEST_P(SyncStressSideBySide, ConditionBoundedBufferWithEventStartAndTimeouts) {
+  for (unsigned round = 0; round < 3; ++round) {
+    Buffer b;
+    constexpr int kProducers = 6, kEach = 80;
+    std::vector<decltype(concur::call(buffer_produce, &b, 0, 0))> producers;
+    for (int p = 0; p < kProducers; ++p)
+      producers.push_back(concur::call(buffer_produce, &b, p, kEach));
+    std::vector<decltype(concur::call(buffer_consume, &b))> steady(
+        4, concur::call(buffer_consume, &b)),
+        leaving(4, concur::call(buffer_consume, &b));
+    std::vector<concur::Result<void>> left;
+    within_watchdog(label("condition buffer", round), [&] {
+      ex_->gather(concur::call([&]() -> Task<void> {
+                    co_await concur::sleep_for(1ms);
+                    b.go.set();  // every task was held at the Event until now
+                    co_await concur::gather(producers);
+                    auto held = co_await b.lock.scoped();
+                    b.closed = true;
+                    b.not_empty.notify_all();
+                  }),
+                  concur::call([&]() { return concur::gather(steady); }),
+                  concur::call([&]() -> Task<void> {
+                    // Their 1 ms starts once every task is let go, while the
+                    // producers pause: most time out inside a Condition wait.
+                    co_await b.go.wait();
+                    left = co_await concur::gather_settled(leaving, {.timeout = 1ms});
+                  }));
+    });
+    std::sort(b.taken.begin(), b.taken.end());
+    ASSERT_EQ(b.taken.size(), static_cast<std::size_t>(kProducers * kEach));
+    for (int i = 0; i < kProducers * kEach; ++i) ASSERT_EQ(b.taken[static_cast<std::size_t>(i)], i);
+    EXPECT_LE(b.most, Buffer::kCapacity);
+    int timed_out = 0;
+    for (auto& r : left) timed_out += r.ok() ? 0 : 1;
+    // (Some may time out earlier, at the Event or the Lock.)
+    EXPECT_LE(b.cancelled_in_wait.load(), timed_out);
+    EXPECT_EQ(b.relocked_when_cancelled.load(), b.cancelled_in_wait.load())
+        << "a consumer cancelled in a Condition wait threw without holding the lock";
+    EXPECT_FALSE(b.lock.locked());
+    EXPECT_EQ(b.not_full.waiters() + b.not_empty.waiters(), 0u);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Executors, GatherStress, ::testing::ValuesIn(concur::testing::executor_params()),
+    concur::testing::param_label<::testing::TestParamInfo<concur::testing::ExecutorParam>>);
+INSTANTIATE_TEST_SUITE_P(
+    Executors, SyncStress, ::testing::ValuesIn(concur::testing::executor_params()),
+    concur::testing::param_label<::testing::TestParamInfo<concur::testing::ExecutorParam>>);
+INSTANTIATE_TEST_SUITE_P(
+    Executors, SyncStressSideBySide,
+    ::testing::ValuesIn(concur::testing::side_by_side_executor_params()),
     concur::testing::param_label<::testing::TestParamInfo<concur::testing::ExecutorParam>>);
 
 }  // namespace

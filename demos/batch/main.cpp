@@ -24,6 +24,7 @@
 #include <string>
 
 #include "demo_config.hpp"
+#include "interrupt.hpp"
 #include "progress.hpp"
 #include "report.hpp"
 #include "runner.hpp"
@@ -90,6 +91,7 @@ boost::json::object to_json(const batch::Summary& s, const std::string& executor
 }  // namespace
 
 int main(int argc, char** argv) {
+  concur::demo::Interrupt::ignore_until_installed();  // workers: the parent cancels them
   concur::init(argc, argv);
   CLI::App app{
       "concur-batch: run an OpenAI Batch-format JSONL file (or one prompt per line) against an "

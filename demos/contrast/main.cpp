@@ -30,11 +30,13 @@
 #include <map>
 #include <optional>
 #include <sstream>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "demo_config.hpp"
+#include "interrupt.hpp"
 #include "measure.hpp"
 #include "progress.hpp"
 #include "report.hpp"
@@ -126,7 +128,7 @@ double live_children_cpu_s() {
 }
 
 Row run_one(concur::Executor& ex, const Variant& v, const std::string& which, const Sizes& s,
-            demo::TraceFlags& tf, bool json) {
+            demo::TraceFlags& tf, bool json, std::stop_token stop) {
   Row row;
   row.rec.demo = "contrast";
   row.rec.executor = v.label;
@@ -143,6 +145,7 @@ Row run_one(concur::Executor& ex, const Variant& v, const std::string& which, co
   demo::ProgressMeter meter(v.label + " / " + which, n, !json);
   concur::GatherOptions options;
   options.on_progress = meter.callback();
+  options.stop = std::move(stop);  // Ctrl-C: the batch is cancelled, every task gets a Result
 
   // The recorder runs for every row: its lanes are a column of the table.
   auto rec = tf.start(ex, /*always=*/true);
@@ -203,6 +206,7 @@ std::string fixed(double v, int digits) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  concur::demo::Interrupt::ignore_until_installed();  // workers: the parent cancels them
   concur::init(argc, argv);
   CLI::App app{
       "concur-contrast: concurrency vs parallelism. An I/O-bound batch (waits) and a CPU-bound "
@@ -242,13 +246,18 @@ int main(int argc, char** argv) {
     trace_flags.expect_runs(rows_to_run.size() * chosen.size());
     sizes.cpu_rounds = demo::calibrate_rounds(ms(sizes.cpu_ms));
 
+    // Ctrl-C: the running batch is cancelled, the rows so far are printed,
+    // and the exit status is 130.
+    demo::Interrupt interrupt("concur-contrast");
     std::vector<Row> rows;
     std::map<std::string, double> sequential_wall;  // case -> wall s
     for (const Variant& v : rows_to_run) {
+      if (interrupt.requested()) break;
       auto ex = concur::make_executor(v.config);
       for (const std::string& which : chosen) {
+        if (interrupt.requested()) break;
         if (!json) std::fprintf(stderr, "running %s / %s\n", v.label.c_str(), which.c_str());
-        Row row = run_one(*ex, v, which, sizes, trace_flags, json);
+        Row row = run_one(*ex, v, which, sizes, trace_flags, json, interrupt.token());
         if (v.label == "sequential") sequential_wall[which] = row.rec.wall_s;
         if (auto it = sequential_wall.find(which);
             it != sequential_wall.end() && row.rec.wall_s > 0)
@@ -257,7 +266,8 @@ int main(int argc, char** argv) {
         rows.push_back(std::move(row));
       }
     }
-    if (json) return 0;
+    const int status = interrupt.requested() ? demo::Interrupt::kExitCode : 0;
+    if (json) return status;
 
     demo::Table table({"case", "executor", "tasks", "wall s", "speed-up", "cpu s", "cpu/wall",
                        "on a CPU at once", "lanes used", "stalls", "ok/failed", "timeline"});
@@ -303,6 +313,7 @@ int main(int argc, char** argv) {
             100 * r.cpu_s / r.wall_s);
       }
     }
+    if (status != 0) return status;
   } catch (const concur::ConfigError& e) {
     std::fprintf(stderr, "concur-contrast: %s\n", e.what());
     return 2;

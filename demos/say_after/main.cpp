@@ -16,12 +16,14 @@
 #include <ctime>
 #include <map>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "demo_config.hpp"
+#include "interrupt.hpp"
 #include "measure.hpp"
 #include "progress.hpp"
 #include "report.hpp"
@@ -121,7 +123,9 @@ std::string scaled_lesson(const std::string& lesson, double scale) {
   return out;
 }
 
-concur::demo::RunRecord run_case(concur::Executor& ex, const std::string& which, double scale) {
+// `stop` (Ctrl-C) cancels the case: each call still gets its Result.
+concur::demo::RunRecord run_case(concur::Executor& ex, const std::string& which, double scale,
+                                 std::stop_token stop) {
   const ms one(static_cast<long long>(1000 * scale));
   const ms two(static_cast<long long>(2000 * scale));
   concur::demo::RunRecord rec;
@@ -136,15 +140,18 @@ concur::demo::RunRecord run_case(concur::Executor& ex, const std::string& which,
                          " ms");
   });
   auto text = [](const std::string& s) { return s; };
+  // Cancels the batch only (not the task awaiting it): each call still gets its Result.
+  const concur::GatherOptions options{.stop = std::move(stop)};
   print_stamped("started");
   concur::demo::Stopwatch watch;
   if (which == "gather") {
-    auto [a, b] = ex.gather_settled(concur::call(say_after, one, std::string("hello")),
-                                    concur::call(say_after, two, std::string("world")));
+    auto [a, b] =
+        ex.run(concur::gather_settled(options, concur::call(say_after, one, std::string("hello")),
+                                      concur::call(say_after, two, std::string("world"))));
     concur::demo::record_result(rec, a, text);
     concur::demo::record_result(rec, b, text);
   } else if (which == "sequential-awaits") {
-    auto [both] = ex.gather_settled(concur::call(say_in_turn, one, two));
+    auto [both] = ex.run(concur::gather_settled(options, concur::call(say_in_turn, one, two)));
     if (both.ok()) {
       for (auto& s : both.value())
         concur::demo::record_result(rec, concur::Result<std::string>(s), text);
@@ -152,8 +159,9 @@ concur::demo::RunRecord run_case(concur::Executor& ex, const std::string& which,
       concur::demo::record_result(rec, concur::Result<std::string>(both.error()), text);
     }
   } else {
-    auto [a, b] = ex.gather_settled(concur::call(blocking_say_after, one, std::string("hello")),
-                                    concur::call(blocking_say_after, two, std::string("world")));
+    auto [a, b] = ex.run(
+        concur::gather_settled(options, concur::call(blocking_say_after, one, std::string("hello")),
+                               concur::call(blocking_say_after, two, std::string("world"))));
     concur::demo::record_result(rec, a, text);
     concur::demo::record_result(rec, b, text);
   }
@@ -174,6 +182,7 @@ std::string no_stall_reason(const std::string& executor) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  concur::demo::Interrupt::ignore_until_installed();  // workers: the parent cancels them
   concur::init(argc, argv);
   CLI::App app{
       "concur-say-after: the seed's hello/world timing and its two classic mistakes, "
@@ -207,14 +216,19 @@ int main(int argc, char** argv) {
     trace_flags.expect_runs(runs);
     concur::demo::ProgressMeter meter("say-after", runs, !json);
     std::size_t runs_done = 0;
+    // Ctrl-C: the running case is cancelled, the table so far is printed,
+    // and the exit status is 130.
+    concur::demo::Interrupt interrupt("concur-say-after");
     for (const auto& name : demo_config.executors()) {
+      if (interrupt.requested()) break;
       auto ex = concur::make_executor(demo_config.config_for(name));
       start_every_lane(*ex);
       for (const auto& c : chosen) {
+        if (interrupt.requested()) break;
         concur::demo::ProgressMeter::interrupt();
         if (!json) std::printf("%s / %s\n", name.c_str(), c.name.c_str());
         auto recording = trace_flags.start(*ex);
-        auto rec = run_case(*ex, c.name, scale);
+        auto rec = run_case(*ex, c.name, scale, interrupt.token());
         trace_flags.finish(recording, name, c.name, rec.wall_s);
         meter.update(++runs_done, 0);
         if (json) {
@@ -245,6 +259,7 @@ int main(int argc, char** argv) {
         std::printf("  %-18s measured (wall s): %s\n", "", measured[c.name].c_str());
       }
     }
+    if (interrupt.requested()) return concur::demo::Interrupt::kExitCode;
   } catch (const concur::ConfigError& e) {
     std::fprintf(stderr, "concur-say-after: %s\n", e.what());
     return 2;

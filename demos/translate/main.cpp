@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "demo_config.hpp"
+#include "interrupt.hpp"
 #include "measure.hpp"
 #include "progress.hpp"
 #include "report.hpp"
@@ -153,6 +154,7 @@ void print_replies(const std::vector<std::string>& texts, const concur::demo::Ru
 }  // namespace
 
 int main(int argc, char** argv) {
+  concur::demo::Interrupt::ignore_until_installed();  // workers: the parent cancels them
   concur::init(argc, argv);
   CLI::App app{
       "concur-translate: texts translated to Japanese through chat completions under each "
@@ -242,8 +244,12 @@ int main(int argc, char** argv) {
       calls.push_back(
           concur::call(stream ? translate_streamed : translate, base_url, model, max_retries, t));
 
+    // Ctrl-C: the running batch is cancelled (every text still gets its
+    // Result), what has finished is printed, and the exit status is 130.
+    concur::demo::Interrupt interrupt("concur-translate");
     std::vector<Run> runs;
     for (const auto& name : executors) {
+      if (interrupt.requested()) break;
       auto ex = concur::make_executor(demo_config.config_for(name));
       if (server) server->reset_stats();
       g_max_in_flight = 0;
@@ -251,6 +257,7 @@ int main(int argc, char** argv) {
       concur::demo::ProgressMeter meter(name, texts.size(), !json);
       concur::GatherOptions options;
       options.on_progress = meter.callback();
+      options.stop = interrupt.token();
 
       Run run;
       run.rec.demo = "translate";
@@ -344,6 +351,7 @@ int main(int argc, char** argv) {
           "call is in flight at once\n(processes and thread_pool overlap as many calls as they "
           "have lanes: --workers N).\n");
     }
+    if (interrupt.requested()) return concur::demo::Interrupt::kExitCode;
   } catch (const concur::ConfigError& e) {
     std::fprintf(stderr, "concur-translate: %s\n", e.what());
     return 2;

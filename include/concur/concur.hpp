@@ -7,6 +7,8 @@
 #include "concur/call.hpp"
 #include "concur/cancel.hpp"
 #include "concur/codec.hpp"
+#include "concur/completion_stream.hpp"
+#include "concur/condition.hpp"
 #include "concur/config.hpp"
 #include "concur/errors.hpp"
 #include "concur/executor.hpp"

@@ -21,7 +21,9 @@
 // try_push, try_pop, close and the accessors also outside any executor. The
 // queue must outlive every wait on it. On `sequential`, where tasks run one
 // after another, a producer waits on a full queue for a consumer that never
-// runs beside it: give the queue room for all it will hold there.
+// runs beside it: give the queue room for all it will hold there. A Queue
+// lives in one process: it carries nothing between worker processes, and
+// CONCUR_REGISTER refuses a function taking one (concur/process_local.hpp).
 #pragma once
 
 #include <cstddef>
@@ -34,6 +36,7 @@
 
 #include "concur/detail/sync_wait.hpp"
 #include "concur/errors.hpp"
+#include "concur/process_local.hpp"
 
 namespace concur {
 
@@ -176,5 +179,10 @@ class Queue {
   const std::size_t capacity_;
   bool closed_ = false;
 };
+
+// Lives in one process (concur/process_local.hpp): CONCUR_REGISTER refuses
+// a function taking one.
+template <class T>
+struct is_process_local<Queue<T>> : std::true_type {};
 
 }  // namespace concur

@@ -40,6 +40,23 @@ inline constexpr std::string_view kEmptyRace = "race and first_completed need at
 
 namespace detail {
 
+// The child for input `i` of a range viewed by `view`, its promise pointing
+// at `link` (as gather's RangeChildren::make; also the completion stream's).
+template <class V, class T>
+std::coroutine_handle<> make_range_child(V& view, std::size_t i, ChildLink& link) {
+  using C = std::ranges::range_value_t<V>;
+  auto&& c = std::ranges::begin(view)[static_cast<std::ranges::range_difference_t<V>>(i)];
+  if constexpr (std::is_lvalue_reference_v<std::ranges::range_reference_t<V>>) {
+    link.ctx.set_name(call_name(c));
+    return adopt_child(c(), link);
+  } else {
+    C kept(std::move(c));
+    link.kept_name = call_name(kept)();
+    link.name_from_kept();
+    return adopt_child(keep_call<C, T>(std::move(kept)), link);
+  }
+}
+
 // The children of one race: the first to end (successfully, unless
 // `any_outcome`) is kept and stops the batch; later outcomes are the
 // cancelled losers and are dropped.
@@ -49,17 +66,7 @@ class RaceChildren final : public ChildFactory {
   RaceChildren(V& view, bool any_outcome) : view_(view), any_outcome_(any_outcome) {}
 
   std::coroutine_handle<> make(std::size_t i, ChildLink& link) override {
-    using C = std::ranges::range_value_t<V>;
-    auto&& c = std::ranges::begin(view_)[static_cast<std::ranges::range_difference_t<V>>(i)];
-    if constexpr (std::is_lvalue_reference_v<std::ranges::range_reference_t<V>>) {
-      link.ctx.set_name(call_name(c));
-      return adopt_child(c(), link);
-    } else {
-      C kept(std::move(c));
-      link.kept_name = call_name(kept)();
-      link.name_from_kept();
-      return adopt_child(keep_call<C, T>(std::move(kept)), link);
-    }
+    return make_range_child<V, T>(view_, i, link);
   }
 
   std::exception_ptr finish(ChildLink& link, void* promise) noexcept override {

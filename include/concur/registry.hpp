@@ -27,6 +27,7 @@
 #include "concur/codec.hpp"
 #include "concur/detail/function_key.hpp"
 #include "concur/errors.hpp"
+#include "concur/process_local.hpp"
 #include "concur/task.hpp"
 
 namespace concur {
@@ -175,7 +176,11 @@ std::exception_ptr make_error(const std::string& message) {
 #define CONCUR_DETAIL_CAT(a, b) CONCUR_DETAIL_CAT2(a, b)
 
 /// Registers task function `fn` under its own name. Use at namespace scope.
+/// A function taking a process-local object (concur/process_local.hpp) is
+/// refused at compile time.
 #define CONCUR_REGISTER(fn)                                                             \
+  static_assert(!::concur::detail::takes_process_local<decltype(&fn)>::value,           \
+                CONCUR_DETAIL_PROCESS_LOCAL_ARG);                                       \
   [[maybe_unused]] static const bool CONCUR_DETAIL_CAT(concur_registered_, __LINE__) =  \
       ::concur::detail::register_function(#fn, ::concur::detail::function_address(&fn), \
                                           ::concur::detail::crossing_for<&fn>(),        \

@@ -35,8 +35,11 @@
 // task of the same run can end (an Event set by a later sibling, a Lock held
 // across a nested gather) never ends there, as in single-threaded code; it
 // still ends by its task's timeout or deadline, or from another thread.
-// `processes`: each of these lives in one process; a call running in a worker
-// process can use one of its own, but none is shared across processes.
+// `processes` (and `cluster`): each of these lives in one process; a call
+// running in a worker process can make and use its own, but none is shared
+// across processes (a Semaphore in the parent does not bound calls in
+// workers: use the gather's `limit`). CONCUR_REGISTER refuses, at compile
+// time, a function taking one (concur/process_local.hpp).
 #pragma once
 
 #include <chrono>
@@ -44,6 +47,7 @@
 #include <utility>
 
 #include "concur/detail/sync_wait.hpp"
+#include "concur/process_local.hpp"
 
 namespace concur {
 
@@ -100,6 +104,9 @@ class Semaphore {
 };
 
 class Lock;
+namespace detail {
+class ConditionWait;
+}
 
 /// Holds a Lock until destroyed (or unlock()); what `co_await lock.scoped()` gives.
 class LockGuard {
@@ -112,6 +119,8 @@ class LockGuard {
   /// Unlocks now (once); the destructor then does nothing.
   void unlock() noexcept;
   bool owns_lock() const noexcept { return lock_ != nullptr; }
+  /// The lock held, or null once unlocked (std::unique_lock::mutex).
+  Lock* mutex() const noexcept { return lock_; }
 
  private:
   Lock* lock_ = nullptr;
@@ -161,8 +170,19 @@ class Lock {
   std::size_t waiters() const noexcept;
 
  private:
+  friend class detail::ConditionWait;  // unlocks and relocks around a Condition wait
   static bool take(void* self, detail::SyncAwait& op) noexcept;
   bool take_locked() noexcept;
+  /// Unlock for a lock known to be held (no check, never throws).
+  void unlock_held() noexcept;
+  /// To the oldest waiter, or unlocked; lock_ is held.
+  void hand_over_locked() noexcept;
+  /// co_await: locks like lock(), but is not a cancellation point: a
+  /// Condition waiter that was cancelled must hold the lock again before
+  /// its exception reaches the caller's guard.
+  detail::SyncWaitVoid relock() noexcept {
+    return detail::SyncWaitVoid(lock_, waiters_, this, &take, detail::kNever, nullptr, false);
+  }
 
   mutable detail::NodeLock lock_;
   detail::WaitList waiters_;
@@ -240,5 +260,18 @@ class Latch {
   detail::WaitList waiters_;
   std::size_t count_;
 };
+
+// Each lives in one process (concur/process_local.hpp): CONCUR_REGISTER
+// refuses a function taking one.
+template <>
+struct is_process_local<Semaphore> : std::true_type {};
+template <>
+struct is_process_local<Lock> : std::true_type {};
+template <>
+struct is_process_local<LockGuard> : std::true_type {};
+template <>
+struct is_process_local<Event> : std::true_type {};
+template <>
+struct is_process_local<Latch> : std::true_type {};
 
 }  // namespace concur

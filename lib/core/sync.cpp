@@ -76,6 +76,15 @@ bool Lock::try_lock() noexcept {
 void Lock::unlock() {
   std::lock_guard lock(lock_);
   if (!locked_) throw UsageError(std::string(messages::kUnlockUnlocked));
+  hand_over_locked();
+}
+
+void Lock::unlock_held() noexcept {
+  std::lock_guard lock(lock_);
+  hand_over_locked();
+}
+
+void Lock::hand_over_locked() noexcept {
   if (detail::SyncNode* w = waiters_.claim_first()) {
     detail::WaitList::resume(*w);
   } else {

@@ -64,7 +64,7 @@ void WaitList::resume(SyncNode& n) noexcept { n.waiter.driver->unpark(n.waiter);
 bool SyncAwait::await_ready() {
   ctx_ = current_context();
   if (ctx_ == nullptr) throw UsageError(std::string(messages::kNoExecutor));
-  if (ctx_->stop_requested()) return true;  // await_resume throws
+  if (cancellable_ && ctx_->stop_requested()) return true;  // await_resume throws
   std::lock_guard lock(lock_);
   done_ = try_now_(self_, *this);
   return done_;
@@ -79,7 +79,7 @@ bool SyncAwait::await_suspend(std::coroutine_handle<> h) {
   w.handle = h;
   w.ctx = ctx_;
   w.driver = &d;
-  w.deadline = std::min(until_, ctx_->deadline());
+  w.deadline = cancellable_ ? std::min(until_, ctx_->deadline()) : until_;
   d.prepare(w);
   w.state.store(Waiter::parked, std::memory_order_release);
   {
@@ -93,7 +93,7 @@ bool SyncAwait::await_suspend(std::coroutine_handle<> h) {
     }
     list_.push_back(n);
   }
-  if (!ctx_->attach(w)) wake(w, Waiter::cancelled);
+  if (cancellable_ && !ctx_->attach(w)) wake(w, Waiter::cancelled);
   if (trace::detail::enabled()) trace::detail::wait_begin(w.ctx);
   return d.park(w);
 }
@@ -104,7 +104,7 @@ bool SyncAwait::await_resume() {
   SyncNode& n = node();
   Waiter& w = n.waiter;
   if (trace::detail::enabled()) trace::detail::wait_end(w.ctx);
-  ctx_->detach(w);
+  if (cancellable_) ctx_->detach(w);
   w.driver->finish(w);
   bool completed;
   {
@@ -114,7 +114,7 @@ bool SyncAwait::await_resume() {
     completed = w.state.load(std::memory_order_acquire) == Waiter::notified;
   }
   if (completed) return true;
-  if (ctx_->stop_requested()) std::rethrow_exception(ctx_->stop_exception());
+  if (cancellable_ && ctx_->stop_requested()) std::rethrow_exception(ctx_->stop_exception());
   return false;  // our own time limit passed
 }
 

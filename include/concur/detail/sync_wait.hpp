@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSL-1.0
 // The one wait under every synchronisation primitive (Semaphore, Lock,
-// Event, Queue): a FIFO of parked tasks and the awaiter that joins it.
+// Event, Condition, Queue): a FIFO of parked tasks and the awaiter that joins it.
 //
 // A wait goes through the current driver like sleep_for does, so it suspends
 // the coroutine on event_loop, blocks the fiber on fibers and blocks the
@@ -68,9 +68,18 @@ class SyncAwait {
  public:
   using TryNow = bool (*)(void* self, SyncAwait& op);
 
+  /// `cancellable` false: not a cancellation point (the task's stop, timeout
+  /// and deadline are ignored; only `until` or a completion ends it), for
+  /// Condition's relock, which must hold the lock again before it throws.
   SyncAwait(NodeLock& lock, WaitList& list, void* self, TryNow try_now, TimePoint until = kNever,
-            void* slot = nullptr) noexcept
-      : lock_(lock), list_(list), self_(self), try_now_(try_now), until_(until), slot_(slot) {}
+            void* slot = nullptr, bool cancellable = true) noexcept
+      : lock_(lock),
+        list_(list),
+        self_(self),
+        try_now_(try_now),
+        until_(until),
+        slot_(slot),
+        cancellable_(cancellable) {}
   SyncAwait(const SyncAwait&) = delete;
   SyncAwait& operator=(const SyncAwait&) = delete;
   ~SyncAwait() {
@@ -105,6 +114,7 @@ class SyncAwait {
   void* slot_;
   Context* ctx_ = nullptr;
   bool closed_ = false;
+  const bool cancellable_;
   bool done_ = false;    // completed without parking
   bool parked_ = false;  // the node is made and went through the driver
   alignas(SyncNode) unsigned char node_[sizeof(SyncNode)];
