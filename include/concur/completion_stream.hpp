@@ -313,7 +313,7 @@ template <class V, class Body>
 Task<stream_body_value_t<V, Body>> run_completion_stream(V view, Body body, GatherOptions options) {
   using T = range_value_t<V>;
   using U = stream_body_value_t<V, Body>;
-  check_routable(view);  // processes: every call registered, before any runs
+  vet_calls(view);  // a driver that sends calls elsewhere vets them all first
   RangeStream<V, T> stream(view, std::move(options));
   CompletionStream<T>& s = stream;
   Batch& b = s.batch_;
