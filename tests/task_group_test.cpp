@@ -21,10 +21,12 @@ struct QuotaExceeded : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+std::atomic<int> g_started{0};
 std::atomic<int> g_ended{0};
 std::atomic<int> g_cancelled{0};
 
 Task<int> value_after(std::chrono::milliseconds d, int v) {
+  ++g_started;
   try {
     co_await concur::sleep_for(d);
   } catch (const concur::Cancelled&) {
@@ -66,6 +68,7 @@ class TaskGroupSuite : public ::testing::TestWithParam<concur::testing::Executor
  protected:
   void SetUp() override {
     ex_ = concur::make_executor(GetParam().config());
+    g_started = 0;
     g_ended = 0;
     g_cancelled = 0;
   }
@@ -139,7 +142,9 @@ TEST_P(TaskGroupSideBySide, BodyFailureCancelsAndJoinsTheSpawnedTasks) {
     co_await concur::task_group([&](concur::TaskGroup& g) -> Task<void> {
       for (int i = 0; i < 3; ++i)
         spawned.push_back(g.spawn(concur::call(value_after, 60'000ms, i)));
-      co_await concur::sleep_for(10ms);
+      // Fail once all three run (on a loaded machine a thread_pool thief
+      // may take longer than any fixed sleep to start them).
+      while (g_started.load() < 3) co_await concur::sleep_for(1ms);
       throw QuotaExceeded("body");
     });
   }()),
