@@ -210,12 +210,13 @@ TEST(ProcessesConcurrency, PerTaskTimeoutsReachCallsRunningAndQueuedInOneWorker)
 }
 
 TEST(ProcessesConcurrency, TimeoutCountsFromTheCallsOwnStart) {
-  // Two slots: calls 3 and 4 wait ~200 ms for one, longer than their 150 ms
-  // timeout would allow if it counted from the gather, yet each runs 100 ms.
+  // Two slots: calls 7 and 8 start ~300 ms in and end ~400 ms in, past their
+  // 300 ms timeout if it counted from the gather, yet each runs 100 ms (a
+  // 200 ms margin per call, for a loaded machine).
   auto ex = make(1, {{"worker_concurrency", "2"}});
   warm(*ex);
-  std::vector<decltype(concur::call(pid_after, 1ms))> calls(6, concur::call(pid_after, 100ms));
-  auto rs = ex->gather_settled(calls, {.timeout = 150ms});
+  std::vector<decltype(concur::call(pid_after, 1ms))> calls(8, concur::call(pid_after, 100ms));
+  auto rs = ex->gather_settled(calls, {.timeout = 300ms});
   for (auto& r : rs) EXPECT_TRUE(r.ok()) << r.error().describe();
 }
 

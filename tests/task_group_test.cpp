@@ -20,6 +20,7 @@ namespace {
 
 using concur::testing::g_cancelled;
 using concur::testing::g_ended;
+using concur::testing::g_started;
 using concur::testing::QuotaExceeded;
 using concur::testing::seconds_since;
 using concur::testing::value_after;
@@ -50,6 +51,7 @@ class TaskGroupSuite : public ::testing::TestWithParam<concur::testing::Executor
  protected:
   void SetUp() override {
     ex_ = concur::make_executor(GetParam().config());
+    g_started = 0;
     g_ended = 0;
     g_cancelled = 0;
   }
@@ -123,7 +125,9 @@ TEST_P(TaskGroupSideBySide, BodyFailureCancelsAndJoinsTheSpawnedTasks) {
     co_await concur::task_group([&](concur::TaskGroup& g) -> Task<void> {
       for (int i = 0; i < 3; ++i)
         spawned.push_back(g.spawn(concur::call(value_after, 60'000ms, i)));
-      co_await concur::sleep_for(10ms);
+      // Fail once all three run (on a loaded machine a thread_pool thief
+      // may take longer than any fixed sleep to start them).
+      while (g_started.load() < 3) co_await concur::sleep_for(1ms);
       throw QuotaExceeded("body");
     });
   }()),
